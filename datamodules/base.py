@@ -1,0 +1,174 @@
+"""Shared LightningDataModule: the arguments every source has, and the loaders built from them."""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules.dataset import OnError, VideoDataset
+from datamodules.decoders import get_decoder
+from datamodules.records import VideoRecord
+from datamodules.transforms import TestViews, TrainTransform
+
+Split = Literal["train", "val", "test"]
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Base class of every datamodule; a subclass only says which classes and records exist.
+
+    Subclasses implement ``classes`` (index = label id) and ``build_records(split)``.
+
+    Args:
+        data_dir: videos or frame folders.
+        sampling: ``"uniform"`` (TSN segments, one frame per segment) or ``"dense"``
+            (``num_frames`` consecutive frames ``frame_interval`` apart).
+        num_frames: frames per clip (segments for uniform sampling).
+        frame_interval: stride between frames of a dense clip.
+        test_clips: temporal clips per test video.
+        test_crops: spatial crops per test clip (1, 3, 5 or 10).
+        train_crop_size / test_crop_size: side of the square network input.
+        short_side: frames are resized so their shorter side is this (``None``: keep).
+        train_scale: area range of the random-resized crop.
+        flip: random horizontal flip in training.
+        flip_label_map: label swaps under horizontal flip (mirror-sensitive classes).
+        batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
+        video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
+        on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
+        reverse_time: feed every clip in reversed frame order (the s3d paper's Table 1 test).
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        sampling: Literal["uniform", "dense"] = "uniform",
+        num_frames: int = 8,
+        frame_interval: int = 1,
+        test_clips: int = 1,
+        test_crops: Literal[1, 3, 5, 10] = 1,
+        train_crop_size: int = 224,
+        test_crop_size: int = 224,
+        short_side: int | None = 256,
+        train_scale: tuple[float, float] = (0.25, 1.0),
+        flip: bool = True,
+        flip_label_map: dict[int, int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 4,
+        video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
+        on_error: OnError = "warn",
+        reverse_time: bool = False,
+    ) -> None:
+        super().__init__()
+        if sampling not in ("uniform", "dense"):
+            raise ValueError(f"sampling must be 'uniform' or 'dense', got {sampling!r}")
+        for name, value in [("num_frames", num_frames), ("frame_interval", frame_interval),
+                            ("test_clips", test_clips), ("batch_size", batch_size)]:
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if test_crops not in (1, 3, 5, 10):
+            raise ValueError(f"test_crops must be 1, 3, 5 or 10, got {test_crops}")
+        self.data_dir = os.path.expanduser(str(data_dir))
+        self.sampling = sampling
+        self.num_frames = num_frames
+        self.frame_interval = frame_interval
+        self.test_clips = test_clips
+        self.test_crops = test_crops
+        self.train_crop_size = train_crop_size
+        self.test_crop_size = test_crop_size
+        self.short_side = short_side
+        self.train_scale = tuple(train_scale)
+        self.flip = flip
+        self.flip_label_map = flip_label_map
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.video_backend = video_backend
+        self.on_error = on_error
+        self.reverse_time = reverse_time
+        self.datasets: dict[Split, VideoDataset] = {}
+
+    # ---- what a source must say ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def classes(self) -> list[str]:
+        """Class names; position = label id."""
+
+    @abstractmethod
+    def build_records(self, split: Split) -> list[VideoRecord]:
+        """The labelled videos of ``split``."""
+
+    # ---- shared machinery --------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_test_views(self) -> int:
+        return self.test_clips * self.test_crops
+
+    def make_dataset(self, split: Split) -> VideoDataset:
+        records = self.build_records(split)
+        if not records:
+            raise ValueError(
+                f"{type(self).__name__}: the {split!r} split is empty ({self.data_dir})")
+        mode: Split = split
+        return VideoDataset(
+            records,
+            get_decoder(self.video_backend),
+            mode=mode,
+            sampling=self.sampling,
+            num_frames=self.num_frames,
+            frame_interval=self.frame_interval,
+            test_clips=self.test_clips,
+            train_transform=TrainTransform(
+                self.train_crop_size,
+                self.short_side,
+                scale=self.train_scale,
+                flip=self.flip,
+                flip_label_map=self.flip_label_map,
+            ),
+            test_views=TestViews(
+                self.test_crop_size, self.short_side, self.test_crops if split == "test" else 1
+            ),
+            on_error=self.on_error,
+            reverse_time=self.reverse_time,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted: dict[str | None, tuple[Split, ...]] = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+        }
+        for split in wanted.get(stage, ("train", "val", "test")):
+            if split not in self.datasets:
+                self.datasets[split] = self.make_dataset(split)
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.datasets[split] = self.make_dataset(split)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            drop_last=shuffle,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

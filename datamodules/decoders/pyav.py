@@ -1,0 +1,449 @@
+"""PyAV backend: decode only the frames the sampled indices need.
+
+How a read works:
+
+1. A *timeline* of the file (cached per path): the presentation timestamps of every frame, in
+   presentation order, and which of them are key frames. It comes from demuxing the packets
+   (no decoding, ~1 ms for a 10 s clip), not from the header's frame count, because headers lie
+   (off by one, by hundreds, or absent as in WebM). The last GOP is then decoded once to check
+   that every frame the timeline promises really comes out; when it does not (a stream cut
+   short, damaged packets, an edit list) the timeline is rebuilt from a full decode pass.
+2. The wanted frames are grouped into runs that share a key frame; for each run the container
+   seeks to the key frame, decodes forward, converts to RGB only the wanted frames (RGB
+   conversion costs several times the decode itself) and stops after the run's last frame.
+3. If a frame the timeline promised does not come out, the read retries from the start of the
+   file, then with a timeline rebuilt from a full decode, and only then raises ``DecodeError``.
+
+Frame ``i`` therefore is the ``i``-th frame of a plain sequential
+``container.decode(video=0)`` (within ``start_sec``/``end_sec``), with the same pixels as
+``frame.to_ndarray(format="rgb24")``.
+
+Worker safety: a container is opened and closed inside every call; the only state kept between
+calls is the timeline cache, plain numpy data, which forks and pickles cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+from datamodules.decoders import DecodeError, Indices
+from datamodules.decoders._common import (
+    LRUCache,
+    as_index_array,
+    check_indices,
+    file_key,
+    trim_window,
+)
+from datamodules.records import VideoRecord
+
+__all__ = ["PyAVDecoder", "ReadStats", "Timeline", "sequential_decode"]
+
+Verify = Literal["tail", "full", "none"]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where every decodable frame of one video stream sits.
+
+    Attributes:
+        pts: int64 ``[N]`` presentation timestamps in presentation order, unique; ``None`` when
+            the stream's timestamps are missing or repeat (then reads decode sequentially).
+        keyframes: int64 ``[K]`` positions (into ``pts``) of key frames, sorted.
+        times: float64 ``[N]`` seconds from the first frame (for ``start_sec``/``end_sec``).
+        width / height: frame size.
+        time_base: seconds per ``pts`` unit of the stream.
+        source: ``"demux"`` (from packets, tail-checked) or ``"decode"`` (from a full decode).
+    """
+
+    pts: np.ndarray | None
+    keyframes: np.ndarray
+    times: np.ndarray
+    width: int
+    height: int
+    time_base: Fraction
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def position(self, pts: int | None) -> int:
+        """Position of the frame with this timestamp, or -1 when it is not in the timeline."""
+        if pts is None or self.pts is None:
+            return -1
+        pos = int(np.searchsorted(self.pts, pts))
+        return pos if pos < len(self.pts) and self.pts[pos] == pts else -1
+
+
+@dataclass
+class ReadStats:
+    """What the last ``read`` cost: frames decoded, frames converted to RGB, seeks."""
+
+    decoded: int = 0
+    converted: int = 0
+    seeks: int = 0
+
+
+def _open(path: str) -> av.container.InputContainer:
+    if os.path.isdir(path):
+        raise DecodeError(path, "is a folder, not a video file (use video_backend='frames')")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(path, "empty file")
+    try:
+        container = av.open(path, mode="r")
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as error:
+        raise DecodeError(path, f"cannot open as a video ({error})") from None
+    if not container.streams.video:
+        container.close()
+        raise DecodeError(path, "no video stream")
+    return container
+
+
+def _safe_frames(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order, skipping packets the decoder rejects.
+
+    A damaged packet costs its own frame(s), not the rest of the file; a demuxer error (a file
+    cut short) ends the stream after flushing what the decoder still holds.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.FFmpegError, OSError):
+            delayed: list[av.VideoFrame] = []
+            with contextlib.suppress(av.FFmpegError, OSError):
+                delayed = stream.codec_context.decode(None)  # flush what the decoder holds
+            yield from delayed
+            return
+        try:
+            frames = packet.decode()
+        except (av.FFmpegError, OSError):
+            continue
+        yield from frames
+
+
+def sequential_decode(path: str) -> list[np.ndarray]:
+    """Every frame as ``uint8 [H, W, 3]`` RGB by a plain front-to-back decode (reference for
+    tests and benchmarks: what "the pixels a plain sequential decode gives" means)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return [f.to_ndarray(format="rgb24") for f in _safe_frames(container, stream)]
+
+
+class PyAVDecoder:
+    """Seek-and-decode reader over PyAV (see module docstring).
+
+    Args:
+        thread_type: FFmpeg threading (``"AUTO"`` = frame + slice threads; ``"NONE"`` off).
+        thread_count: decoder threads, 0 lets FFmpeg pick from the core count. With many
+            DataLoader workers, 1–2 avoids oversubscribing the CPU.
+        verify: how the frame count is checked: ``"tail"`` decodes the last GOP once per file
+            (default), ``"full"`` always builds the timeline from a full decode, ``"none"``
+            trusts the demuxed packets.
+        seek_gap: keep decoding forward instead of seeking when fewer than this many frames
+            would be skipped (a seek flushes the decoder, which costs a few frames).
+        cache_size: timelines kept per process.
+    """
+
+    def __init__(
+        self,
+        *,
+        thread_type: str = "AUTO",
+        thread_count: int = 0,
+        verify: Verify = "tail",
+        seek_gap: int = 4,
+        cache_size: int = 20_000,
+    ) -> None:
+        if verify not in ("tail", "full", "none"):
+            raise ValueError(f"verify must be 'tail', 'full' or 'none', got {verify!r}")
+        self.thread_type = thread_type
+        self.thread_count = thread_count
+        self.verify = verify
+        self.seek_gap = seek_gap
+        self._timelines: LRUCache[tuple, Timeline] = LRUCache(cache_size)
+        self.last_stats = ReadStats()
+
+    # --- public API ----------------------------------------------------------------------
+
+    def num_frames(self, record: VideoRecord) -> int:
+        """Frames that decode inside ``[start_sec, end_sec)``; raises ``DecodeError`` if 0."""
+        timeline = self.timeline(record.path)
+        lo, hi = trim_window(timeline.times, record.start_sec, record.end_sec)
+        if hi <= lo:
+            raise DecodeError(
+                record.path,
+                f"no frames between start_sec={record.start_sec} and end_sec={record.end_sec}",
+            )
+        return hi - lo
+
+    def read(self, record: VideoRecord, indices: Indices) -> Tensor:
+        """Frames at ``indices`` (relative to ``start_sec``), ``uint8 [T, H, W, 3]``."""
+        path = record.path
+        idx = as_index_array(indices)
+        timeline = self.timeline(path)
+        lo, hi = trim_window(timeline.times, record.start_sec, record.end_sec)
+        check_indices(path, idx, hi - lo)
+        if idx.size == 0:
+            return torch.empty(0, timeline.height, timeline.width, 3, dtype=torch.uint8)
+        wanted = np.unique(idx + lo)
+        self.last_stats = ReadStats()
+        frames = self._read_positions(path, timeline, wanted)
+        if len(frames) < len(wanted) and timeline.source != "decode":
+            # the packets promised frames that do not decode: trust only a full decode now
+            timeline = self._rebuild(path)
+            lo, hi = trim_window(timeline.times, record.start_sec, record.end_sec)
+            check_indices(path, idx, hi - lo)
+            wanted = np.unique(idx + lo)
+            frames = self._read_positions(path, timeline, wanted)
+        missing = [int(p) - lo for p in wanted if int(p) not in frames]
+        if missing:
+            raise DecodeError(path, f"frames {missing[:8]} do not decode")
+        out = np.stack([frames[int(p)] for p in idx + lo])
+        return torch.from_numpy(out)
+
+    def window(self, record: VideoRecord) -> tuple[Timeline, int, int]:
+        """``(timeline, lo, hi)``: the record's frames are timeline positions ``[lo, hi)``."""
+        timeline = self.timeline(record.path)
+        lo, hi = trim_window(timeline.times, record.start_sec, record.end_sec)
+        return timeline, lo, hi
+
+    def timeline(self, path: str) -> Timeline:
+        """The cached timeline of ``path`` (built on first use in this process)."""
+        key = file_key(path)
+        timeline = self._timelines.get(key)
+        if timeline is None:
+            timeline = self._scan(path)
+            self._timelines.put(key, timeline)
+        return timeline
+
+    # --- timeline ------------------------------------------------------------------------
+
+    def _configure(self, stream: av.VideoStream, damaged: bool = False) -> None:
+        # Frame threading drops a different set of frames than a plain decode around a damaged
+        # packet, so a file that needed the decode pass is read with PyAV's default (slice
+        # threads), which is what "a plain sequential decode" means.
+        stream.thread_type = "SLICE" if damaged else self.thread_type
+        stream.codec_context.thread_count = self.thread_count
+
+    def _rebuild(self, path: str) -> Timeline:
+        timeline = self._decode_timeline(path)
+        self._timelines.put(file_key(path), timeline)
+        return timeline
+
+    def _scan(self, path: str) -> Timeline:
+        if self.verify == "full":
+            return self._decode_timeline(path)
+        timeline = self._demux_timeline(path)
+        if timeline is None:
+            return self._decode_timeline(path)
+        if self.verify == "tail" and not self._tail_decodes(path, timeline):
+            return self._decode_timeline(path)
+        return timeline
+
+    def _demux_timeline(self, path: str) -> Timeline | None:
+        """Timeline from packet timestamps; ``None`` when they cannot be trusted."""
+        stamps: list[int] = []
+        keys: list[bool] = []
+        with _open(path) as container:
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            time_base = stream.time_base
+            try:
+                for packet in container.demux(stream):
+                    if packet.size == 0:  # the end-of-stream flush packet
+                        continue
+                    if packet.is_discard:  # dropped by the decoder (edit lists)
+                        continue
+                    if packet.is_corrupt:  # may or may not decode: let a decode pass say
+                        return None
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is None:
+                        return None
+                    stamps.append(ts)
+                    keys.append(packet.is_keyframe)
+            except (av.FFmpegError, OSError):
+                return None  # cut short or damaged: only a decode pass can say what is left
+        if not stamps or time_base is None:
+            return None
+        pts = np.asarray(stamps, dtype=np.int64)
+        order = np.argsort(pts, kind="stable")
+        pts = pts[order]
+        if np.any(np.diff(pts) == 0):
+            return None
+        keyframes = np.flatnonzero(np.asarray(keys, dtype=bool)[order])
+        return Timeline(
+            pts=pts,
+            keyframes=keyframes.astype(np.int64),
+            times=_seconds(pts, time_base),
+            width=width,
+            height=height,
+            time_base=Fraction(time_base),
+            source="demux",
+        )
+
+    def _tail_decodes(self, path: str, timeline: Timeline) -> bool:
+        """Decode from the last key frame to the end: do exactly the promised frames appear?"""
+        n = len(timeline)
+        first = int(timeline.keyframes[-1]) if len(timeline.keyframes) else 0
+        seen: set[int] = set()
+        try:
+            with _open(path) as container:
+                stream = container.streams.video[0]
+                self._configure(stream)
+                if first > 0:
+                    container.seek(int(timeline.pts[first]), stream=stream, backward=True)
+                for frame in _safe_frames(container, stream):
+                    pos = timeline.position(frame.pts)
+                    if pos < 0:
+                        return False
+                    seen.add(pos)
+        except (av.FFmpegError, OSError):
+            return False
+        return seen.issuperset(range(first, n)) and max(seen, default=-1) == n - 1
+
+    def _decode_timeline(self, path: str) -> Timeline:
+        """Timeline from a full decode (no RGB conversion): the ground truth, slowest path."""
+        stamps: list[int | None] = []
+        keys: list[bool] = []
+        with _open(path) as container:
+            stream = container.streams.video[0]
+            self._configure(stream, damaged=True)
+            time_base = stream.time_base
+            width, height = stream.codec_context.width, stream.codec_context.height
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            for frame in _safe_frames(container, stream):
+                stamps.append(frame.pts)
+                keys.append(bool(frame.key_frame))
+                width, height = frame.width, frame.height
+        if not stamps:
+            raise DecodeError(path, "no decodable video frames")
+        usable = time_base is not None and all(s is not None for s in stamps)
+        pts = np.asarray(stamps, dtype=np.int64) if usable else None
+        if pts is not None and np.any(np.diff(pts) <= 0):
+            pts = None  # repeated or non-monotonic timestamps: map frames by decode order
+        if pts is not None:
+            times = _seconds(pts, time_base)
+        else:
+            times = np.arange(len(stamps), dtype=np.float64) / float(rate)
+        return Timeline(
+            pts=pts,
+            keyframes=np.flatnonzero(np.asarray(keys, dtype=bool)).astype(np.int64),
+            times=times,
+            width=width,
+            height=height,
+            time_base=Fraction(time_base) if time_base is not None else Fraction(1, 1),
+            source="decode",
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _plan(self, timeline: Timeline, wanted: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Group sorted positions into runs ``(key frame position or -1, positions)``; a new run
+        starts where seeking to a later key frame skips at least ``seek_gap`` frames."""
+        keyframes = timeline.keyframes
+        slot = np.searchsorted(keyframes, wanted, side="right") - 1
+        kf_of = np.where(slot >= 0, keyframes[np.maximum(slot, 0)], -1)
+        runs: list[tuple[int, list[int]]] = []
+        for pos, kf in zip(wanted.tolist(), kf_of.tolist(), strict=True):
+            if runs and kf - runs[-1][1][-1] - 1 < self.seek_gap:
+                runs[-1][1].append(pos)
+            else:
+                runs.append((kf, [pos]))
+        return [(kf, np.asarray(p, dtype=np.int64)) for kf, p in runs]
+
+    def _read_positions(
+        self, path: str, timeline: Timeline, wanted: np.ndarray
+    ) -> dict[int, np.ndarray]:
+        """``{position: uint8 [H, W, 3]}`` for the positions that decode."""
+        if timeline.pts is None:
+            return self._read_sequential(path, timeline, wanted)
+        out: dict[int, np.ndarray] = {}
+        first_key = int(timeline.keyframes[0]) if len(timeline.keyframes) else -1
+        try:
+            with _open(path) as container:
+                stream = container.streams.video[0]
+                self._configure(stream, damaged=timeline.source == "decode")
+                for run_index, (kf, positions) in enumerate(self._plan(timeline, wanted)):
+                    # a fresh container already sits at the start: no seek for the first GOP
+                    if not (run_index == 0 and kf <= first_key):
+                        container.seek(int(timeline.pts[kf]), stream=stream, backward=True)
+                        self.last_stats.seeks += 1
+                    self._decode_run(container, stream, timeline, positions, out)
+        except (av.FFmpegError, OSError):
+            pass
+        if len(out) < len(wanted):
+            # a seek landed after the frames it was meant to reach (some demuxers seek by
+            # decode timestamp): decode the missing frames front to back instead
+            rest = np.asarray([p for p in wanted.tolist() if p not in out], dtype=np.int64)
+            out.update(self._read_sequential(path, timeline, rest))
+        return out
+
+    def _decode_run(
+        self,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        timeline: Timeline,
+        positions: np.ndarray,
+        out: dict[int, np.ndarray],
+    ) -> None:
+        todo = set(positions.tolist())
+        last = int(positions[-1])
+        stats = self.last_stats
+        for frame in _safe_frames(container, stream):
+            stats.decoded += 1
+            pos = timeline.position(frame.pts)
+            if pos in todo:
+                out[pos] = frame.to_ndarray(format="rgb24")
+                stats.converted += 1
+                todo.discard(pos)
+                if not todo:
+                    return
+            if pos > last:
+                return
+
+    def _read_sequential(
+        self, path: str, timeline: Timeline, wanted: np.ndarray
+    ) -> dict[int, np.ndarray]:
+        """Decode from the start, frame ``k`` being the ``k``-th output (or matched by pts)."""
+        out: dict[int, np.ndarray] = {}
+        todo = set(wanted.tolist())
+        if not todo:
+            return out
+        last = max(todo)
+        try:
+            with _open(path) as container:
+                stream = container.streams.video[0]
+                self._configure(stream, damaged=timeline.source == "decode")
+                for k, frame in enumerate(_safe_frames(container, stream)):
+                    self.last_stats.decoded += 1
+                    pos = k if timeline.pts is None else timeline.position(frame.pts)
+                    if pos in todo:
+                        out[pos] = frame.to_ndarray(format="rgb24")
+                        self.last_stats.converted += 1
+                        todo.discard(pos)
+                        if not todo:
+                            break
+                    if timeline.pts is None and k >= last:
+                        break
+        except (av.FFmpegError, OSError):
+            pass
+        return out
+
+
+def _seconds(pts: np.ndarray, time_base: Fraction) -> np.ndarray:
+    """Seconds from the first frame, float64 ``[N]``."""
+    return (pts - pts[0]).astype(np.float64) * float(time_base)

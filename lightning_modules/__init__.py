@@ -1,0 +1,5 @@
+"""Lightning glue: the recognizer that joins backbone and head, evaluation helpers, callbacks."""
+
+from lightning_modules.recognizer import VideoRecognizer
+
+__all__ = ["VideoRecognizer"]

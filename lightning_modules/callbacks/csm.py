@@ -1,0 +1,241 @@
+"""U2S category similarity matrix (u2s §III-A "CSM", eqs. 1–2; §IV-B "Training").
+
+The CSM is computed once, from the trained universal network over the training set, before the
+category-specific network is trained (stage 2). :class:`CategorySimilarityCallback` does that at
+the start of training when the model's :class:`~models.heads.u2s.U2SHead` has none yet: each DDP
+rank runs its shard of the training loader through the backbone, the per-class sparsity sums are
+summed over ranks, and every rank sets the same CSM. The CSM lives in the head's buffers, so the
+checkpoints that follow carry it and stage 3 (resumed from stage 2) does not recompute it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+
+# a few viridis anchor colours: a perceptually ordered dark-to-bright ramp without matplotlib
+_VIRIDIS = torch.tensor(
+    [
+        [0.267, 0.005, 0.329],
+        [0.229, 0.322, 0.546],
+        [0.128, 0.567, 0.551],
+        [0.369, 0.789, 0.383],
+        [0.993, 0.906, 0.144],
+    ]
+)
+
+
+def heatmap_image(matrix: Tensor, min_size: int = 256) -> Tensor:
+    """``[M, M]`` values in ``[0, 1]`` → RGB ``[3, S, S]`` float image (viridis-like ramp).
+
+    Each cell is repeated so the image is at least ``min_size`` pixels wide (nearest neighbour:
+    cells stay crisp, one class = one block).
+    """
+    values = matrix.detach().float().cpu().clamp(0, 1).nan_to_num(0.0)
+    position = values * (len(_VIRIDIS) - 1)
+    low = position.floor().long().clamp(max=len(_VIRIDIS) - 2)
+    frac = (position - low).unsqueeze(-1)
+    rgb = _VIRIDIS[low] * (1 - frac) + _VIRIDIS[low + 1] * frac  # [M, M, 3]
+    scale = max(1, -(-min_size // values.shape[0]))
+    rgb = rgb.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    return rgb.permute(2, 0, 1).contiguous()
+
+
+def csm_figure(similarity: Tensor, csm: Tensor, min_size: int = 256) -> Tensor:
+    """Side by side: similarity ``S`` (min-max normalised off the diagonal) | binary CSM."""
+    s = similarity.detach().float().cpu().clone()
+    off = ~torch.eye(s.shape[0], dtype=torch.bool)
+    if off.any():
+        lo, hi = s[off].min(), s[off].max()
+        s = (s - lo) / (hi - lo).clamp(min=1e-12)
+    s.fill_diagonal_(1.0)
+    left, right = heatmap_image(s, min_size), heatmap_image(csm, min_size)
+    gap = torch.ones(3, left.shape[1], max(2, left.shape[2] // 64))
+    return torch.cat([left, gap, right], dim=2)
+
+
+def _find_u2s_head(pl_module: nn.Module) -> nn.Module | None:
+    head = getattr(pl_module, "head", None)
+    if head is not None and hasattr(head, "compute_csm"):
+        return head
+    return next((m for m in pl_module.modules() if hasattr(m, "update_csm_statistics")), None)
+
+
+class CategorySimilarityCallback(pl.Callback):
+    """Compute the U2S head's CSM over the training set when it is not yet set; log its heat map.
+
+    Runs at ``on_train_start`` (loaders are ready there and a resumed checkpoint has already
+    restored the head's ``csm_is_set``). It skips heads in ``stage=1`` (the universal network is
+    still being trained; the CSM must come from the trained one) unless ``in_stage1``.
+
+    Args:
+        max_batches: use at most this many training batches per rank (``None``: the whole
+            training loader, as in the paper).
+        recompute: compute even when the head already has a CSM.
+        in_stage1: also compute in stage 1 (e.g. to inspect the CSM of a pretrained network).
+        log_key: name of the logged image and the PNG's stem.
+        backbone_attr: attribute of the LightningModule holding the backbone.
+        video_key / label_key: batch keys (the project's loaders yield dicts); tuple batches
+            ``(video, label, ...)`` are accepted too.
+
+    The heat map (similarity ``S`` left, binary CSM right) goes to the logger's ``log_image``
+    (W&B), TensorBoard's ``add_image``, or, for other loggers, a PNG in the log directory.
+    """
+
+    def __init__(
+        self,
+        max_batches: int | None = None,
+        recompute: bool = False,
+        in_stage1: bool = False,
+        log_key: str = "u2s/csm",
+        backbone_attr: str = "backbone",
+        video_key: str = "video",
+        label_key: str = "label",
+    ) -> None:
+        super().__init__()
+        if max_batches is not None and max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1 or None, got {max_batches}")
+        self.max_batches = max_batches
+        self.recompute = recompute
+        self.in_stage1 = in_stage1
+        self.log_key = log_key
+        self.backbone_attr = backbone_attr
+        self.video_key = video_key
+        self.label_key = label_key
+        self.image_path: str | None = None
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        head = _find_u2s_head(pl_module)
+        if head is None:
+            rank_zero_warn("CategorySimilarityCallback: the model has no U2SHead; nothing to do")
+            return
+        if head.stage == 1 and not self.in_stage1:
+            return
+        if bool(head.csm_is_set) and not self.recompute:
+            rank_zero_info("CategorySimilarityCallback: the U2S head already has a CSM; kept")
+            return
+        self.compute(trainer, pl_module, head)
+        self.log_heatmap(trainer, head)
+
+    # ------------------------------------------------------------------ work
+    def _split_batch(self, batch: Any) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, Mapping):
+            return batch[self.video_key], batch[self.label_key]
+        if isinstance(batch, Sequence) and len(batch) >= 2:
+            return batch[0], batch[1]
+        raise TypeError(
+            f"CategorySimilarityCallback cannot find video and label in a {type(batch).__name__} "
+            f"batch; set video_key/label_key"
+        )
+
+    @torch.no_grad()
+    def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule, head: nn.Module) -> None:
+        """Accumulate eq. 1 statistics on this rank's shard, sum over ranks, set the CSM."""
+        loader = trainer.train_dataloader
+        if loader is None:
+            raise RuntimeError("CategorySimilarityCallback needs the training dataloader")
+        backbone = getattr(pl_module, self.backbone_attr)
+        was_training = pl_module.training
+        pl_module.eval()  # BN running stats untouched; deterministic features
+        head.reset_csm_statistics()
+        try:
+            for i, batch in enumerate(loader):
+                if self.max_batches is not None and i >= self.max_batches:
+                    break
+                # the module's own device transfer + on_after_batch_transfer (normalisation)
+                batch = pl_module._apply_batch_transfer_handler(batch)
+                video, label = self._split_batch(batch)
+                head.update_csm_statistics(backbone(video), label)
+            sparsity_sum, count = head.csm_sparsity_sum, head.csm_count
+            if trainer.world_size > 1:
+                # every rank saw a disjoint shard (DistributedSampler): sum the class statistics
+                sparsity_sum = pl_module.all_gather(sparsity_sum).sum(dim=0)
+                count = pl_module.all_gather(count).sum(dim=0)
+            head.compute_csm(sparsity_sum, count)
+        finally:
+            head.reset_csm_statistics()
+            pl_module.train(was_training)
+        positives = head.csm.sum(dim=0).mean().item()
+        rank_zero_info(
+            f"CategorySimilarityCallback: CSM over {int(count.sum().item())} clips, "
+            f"alpha={head.csm_threshold.item():.4f}, mean positives per column={positives:.2f}"
+        )
+
+    def log_heatmap(self, trainer: pl.Trainer, head: nn.Module) -> None:
+        """Send the heat map to every logger that takes images; else write a PNG (rank 0)."""
+        if not trainer.is_global_zero:
+            return
+        image = csm_figure(head.csm_similarity, head.csm)  # [3, H, W] in [0, 1]
+        step = trainer.global_step
+        logged = False
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # W&B
+                hwc = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+                logger.log_image(
+                    key=self.log_key, images=[hwc], step=step, caption=["S | CSM (binary)"]
+                )
+                logged = True
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+                logger.experiment.add_image(self.log_key, image, step)
+                logged = True
+        if not logged:
+            from torchvision.utils import save_image
+
+            directory = trainer.log_dir or trainer.default_root_dir
+            os.makedirs(directory, exist_ok=True)
+            self.image_path = os.path.join(directory, self.log_key.replace("/", "_") + ".png")
+            save_image(image, self.image_path)
+            rank_zero_info(f"CategorySimilarityCallback: heat map written to {self.image_path}")
+
+
+class InitWeightsFromCheckpoint(pl.Callback):
+    """Start a fit from another run's *weights only* (the U2S stage chain, u2s §IV-B).
+
+    Each U2S stage trains a different set of parameters with its own optimiser and schedule, so
+    ``--ckpt_path`` (which also restores optimiser state and epoch counters) does not fit;
+    this loads the checkpoint's ``state_dict`` into the LightningModule in ``setup("fit")``,
+    before the optimiser is built. Buffers travel too — the U2S CSM among them.
+
+    Args:
+        path: the previous stage's checkpoint (e.g. ``runs/u2s/stage1/last.ckpt``).
+        strict: require exactly matching keys.
+    """
+
+    def __init__(self, path: str, strict: bool = True) -> None:
+        super().__init__()
+        self.path = path
+        self.strict = strict
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(
+                f"InitWeightsFromCheckpoint: no checkpoint at {self.path!r}; run the previous "
+                "stage's config first (or point init_args.path at its checkpoint)"
+            )
+        checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
+        result = pl_module.load_state_dict(checkpoint["state_dict"], strict=self.strict)
+        rank_zero_info(
+            f"InitWeightsFromCheckpoint: weights from {self.path}"
+            + (
+                f" (missing {result.missing_keys}, unexpected {result.unexpected_keys})"
+                if result.missing_keys or result.unexpected_keys
+                else ""
+            )
+        )
+
+
+__all__ = [
+    "CategorySimilarityCallback",
+    "InitWeightsFromCheckpoint",
+    "csm_figure",
+    "heatmap_image",
+]

@@ -1,0 +1,206 @@
+"""The LightningModule that joins a backbone and a head: training, validation, multi-view test."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics.functional as tmf
+from einops import rearrange
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from lightning_modules.evaluation import Average, average_views, unique_by_index
+from models.heads import GAPHead, Head, HeadOutput
+
+HeadFactory = Callable[[nn.Module, int], Head]
+
+
+class VideoRecognizer(pl.LightningModule):
+    """Backbone + head, both injected (YAML ``class_path``), trained on multi-branch losses.
+
+    Args:
+        backbone: a video backbone returning the stage dict (``models``).
+        head: a head class or partial (``Head(backbone, num_classes, **options)``): in YAML a
+            ``class_path`` with ``init_args`` lacking ``backbone`` and ``num_classes``.
+        num_classes: linked from the datamodule by the CLI.
+        optimizer / lr_scheduler: callables taking parameters / optimizer (LightningCLI style).
+        mean / std: per-channel normalisation applied on the device to uint8 input.
+        test_average: how views of a test video are combined (``prob``, ``score`` or ``max``).
+        views_per_forward: cap on clips per forward pass in test (memory); ``None``: all at once.
+        class_names: for logging and predictions; linked from the datamodule by the CLI.
+
+    Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
+    ``val/loss``, ``val/acc1``, ``val/acc5`` (final branch), ``val/acc1_<branch>``,
+    ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
+    view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
+    ``test/acc1_video_<branch>``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: HeadFactory = GAPHead,
+        num_classes: int = 2,
+        optimizer: OptimizerCallable = torch.optim.SGD,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        test_average: Average = "prob",
+        views_per_forward: int | None = None,
+        class_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        # Built by LightningCLI, the hyper-parameters are the parsed config (class paths and
+        # plain values), enough to rebuild the model from the checkpoint alone; built in Python,
+        # the modules themselves are left out (they are in the state dict, and the checkpoint
+        # must stay loadable with weights_only=True).
+        from_config = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(
+            ignore=[] if from_config else ["backbone", "head", "optimizer", "lr_scheduler"])
+        self.backbone = backbone
+        self.head = head(backbone, num_classes)
+        self.num_classes = num_classes
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32), persistent=False)
+        self.test_average = test_average
+        self.views_per_forward = views_per_forward
+        self.class_names = class_names
+        self.val_metrics = nn.ModuleDict()
+        self._test_outputs: dict[str, list[Tensor]] = defaultdict(list)
+
+    # ---- forward ---------------------------------------------------------------------------
+    def forward(self, video: Tensor) -> HeadOutput:
+        """``video``: normalised float ``[B, C, T, H, W]`` → the head's ``HeadOutput``."""
+        return self.head(self.backbone(video))
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        # uint8 travels to the device (4× less traffic than float), normalised there, batched
+        if batch["video"].dtype == torch.uint8:
+            batch["video"] = normalize(batch["video"], self.mean, self.std)
+        return batch
+
+    # ---- training / validation -------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        output = self(batch["video"])
+        losses = self.head.loss(output, batch["label"])
+        batch_size = batch["label"].shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        acc = (output.final_logits.argmax(-1) == batch["label"]).float().mean()
+        self.log("train/acc1", acc, prog_bar=True, batch_size=batch_size)
+        self.log("train/skipped_videos", batch["skipped"].sum().float(), reduce_fx="sum",
+                 batch_size=batch_size)
+        return losses["loss"]
+
+    def _branch_metrics(self, branch: str) -> nn.ModuleDict:
+        if branch not in self.val_metrics:
+            top5 = min(5, self.num_classes)
+            self.val_metrics[branch] = nn.ModuleDict({
+                "acc1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
+                "acc5": MulticlassAccuracy(self.num_classes, top_k=top5, average="micro"),
+            }).to(self.device)
+        return self.val_metrics[branch]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        output = self(batch["video"])
+        losses = self.head.loss(output, batch["label"])
+        batch_size = batch["label"].shape[0]
+        self.log("val/loss", losses["loss"], batch_size=batch_size, sync_dist=True)
+        for branch, logits in output.logits.items():
+            for name, metric in self._branch_metrics(branch).items():
+                metric.update(logits, batch["label"])
+                self.log(f"val/{name}_{branch}", metric, batch_size=batch_size)
+                if branch == output.final:
+                    self.log(f"val/{name}", metric, batch_size=batch_size, prog_bar=True)
+
+    # ---- multi-view test -------------------------------------------------------------------
+    def _view_logits(self, views: Tensor) -> tuple[dict[str, Tensor], str]:
+        """``views`` ``[B, V, C, T, H, W]`` → (per-branch ``[B, V, K]`` logits, final branch)."""
+        num_videos = views.shape[0]
+        clips = rearrange(views, "b v c t h w -> (b v) c t h w")
+        chunk = self.views_per_forward or clips.shape[0]
+        pieces: dict[str, list[Tensor]] = defaultdict(list)
+        for start in range(0, clips.shape[0], chunk):
+            output = self(clips[start : start + chunk])
+            for branch, logits in output.logits.items():
+                pieces[branch].append(logits)
+        logits = {
+            branch: rearrange(torch.cat(parts), "(b v) k -> b v k", b=num_videos)
+            for branch, parts in pieces.items()
+        }
+        return logits, output.final
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        views = batch["video"]
+        if views.ndim == 5:  # a single-view loader
+            views = views.unsqueeze(1)
+        logits, self._final_branch = self._view_logits(views)
+        self._test_outputs["index"].append(batch["index"])
+        self._test_outputs["label"].append(batch["label"])
+        for branch, branch_logits in logits.items():
+            self._test_outputs[f"video/{branch}"].append(
+                average_views(branch_logits, self.test_average))
+            self._test_outputs[f"clip/{branch}"].append(branch_logits[:, 0])
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs.clear()
+
+    def on_test_epoch_end(self) -> None:
+        gathered = {k: self._gather(torch.cat(v)) for k, v in self._test_outputs.items()}
+        keys = [k for k in gathered if k not in ("index", "label")]
+        index, label, *values = unique_by_index(
+            gathered["index"], gathered["label"], *(gathered[k] for k in keys))
+        results = dict(zip(keys, values, strict=True))
+        final = self._final_branch
+        top5 = min(5, self.num_classes)
+        metrics = {"test/num_videos": float(index.numel())}
+        for branch in {k.split("/", 1)[1] for k in keys}:
+            video, clip = results[f"video/{branch}"], results[f"clip/{branch}"]
+            suffix = "" if branch == final else f"_{branch}"
+            metrics[f"test/acc1_video{suffix}"] = tmf.accuracy(
+                video, label, "multiclass", num_classes=self.num_classes, average="micro")
+            metrics[f"test/acc5_video{suffix}"] = tmf.accuracy(
+                video, label, "multiclass", num_classes=self.num_classes, top_k=top5,
+                average="micro")
+            metrics[f"test/acc1_clip{suffix}"] = tmf.accuracy(
+                clip, label, "multiclass", num_classes=self.num_classes, average="micro")
+            metrics[f"test/mean_class_acc{suffix}"] = tmf.accuracy(
+                video, label, "multiclass", num_classes=self.num_classes, average="macro")
+        # every rank holds the same gathered values: no further reduction
+        self.log_dict({k: float(v) for k, v in metrics.items()}, sync_dist=False)
+        self._test_outputs.clear()
+
+    def _gather(self, tensor: Tensor) -> Tensor:
+        """Concatenate ``tensor`` ``[N, ...]`` from every rank (N may differ between ranks)."""
+        if self.trainer.world_size == 1:
+            return tensor
+        sizes = self.all_gather(torch.tensor(tensor.shape[0], device=tensor.device))
+        padded = torch.zeros((int(sizes.max()), *tensor.shape[1:]), dtype=tensor.dtype,
+                             device=tensor.device)
+        padded[: tensor.shape[0]] = tensor
+        everything = self.all_gather(padded)  # [world, max_n, ...]
+        return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
+
+    # ---- predict ---------------------------------------------------------------------------
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+        views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
+        logits, _ = self._view_logits(views)
+        probs = {branch: average_views(lg, "prob") for branch, lg in logits.items()}
+        return {"index": batch["index"], "label": batch["label"], "probs": probs}
+
+    # ---- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

@@ -1,0 +1,115 @@
+"""Short fits of DFBHead and U2SHead on the synthetic benchmark; the U2S three-stage chain."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from datamodules import SyntheticFineGrainedDataModule
+from lightning_modules import VideoRecognizer
+from lightning_modules.callbacks import CategorySimilarityCallback
+from models import VideoResNet
+from models.heads import DFBHead, U2SHead
+from tests.conftest import TINY_SYNTHETIC
+
+
+def make_model(head, num_classes: int) -> VideoRecognizer:
+    torch.manual_seed(0)
+    backbone = VideoResNet(depth=18, temporal="i3d", width_multiplier=0.125)
+    return VideoRecognizer(
+        backbone,
+        head,
+        num_classes=num_classes,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+    )
+
+
+def fit(model: VideoRecognizer, dm, root: Path, callbacks=()) -> pl.Trainer:
+    # Work-around (reported): VideoRecognizer creates its per-branch metrics lazily inside
+    # validation_step, but Lightning caches the metric→attribute map at the first self.log, so
+    # a second branch's metric is "not found". Creating them up front avoids that.
+    with torch.no_grad():
+        clip = torch.zeros(1, 3, TINY_SYNTHETIC["num_frames"], 32, 32)
+        for branch in model.eval()(clip).logits:
+            model._branch_metrics(branch)
+    model.train()
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        log_every_n_steps=1,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(model, dm)
+    return trainer
+
+
+@pytest.fixture
+def dm(synthetic_root) -> SyntheticFineGrainedDataModule:
+    return SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+
+
+@pytest.mark.parametrize("local_branch", [True, False])
+def test_dfb_short_fit_logs_every_branch(dm, tmp_path, local_branch):
+    model = make_model(
+        partial(DFBHead, filters_per_class=2, local_branch=local_branch), dm.num_classes
+    )
+    trainer = fit(model, dm, tmp_path)
+    logged = trainer.logged_metrics
+    for branch in ("avg", "xchannel", "max", "comb"):
+        assert f"val/acc1_{branch}" in logged and f"train/loss_{branch}" in logged, branch
+    assert torch.isfinite(logged["train/loss"])
+    assert "val/acc1" in logged
+
+
+def test_u2s_three_stage_chain(dm, tmp_path):
+    """Stage 1 → (CSM by the callback) stage 2 → stage 3, each from the previous weights."""
+    n_cls = dm.num_classes  # 4: num_confusing=2 gives exactly 2 positives per column
+
+    # stage 1: universal network only
+    model = make_model(partial(U2SHead, num_confusing=2, stage=1), n_cls)
+    trainer = fit(model, dm, tmp_path / "s1", [CategorySimilarityCallback()])
+    assert "val/acc1_universal" in trainer.logged_metrics
+    assert not bool(model.head.csm_is_set)  # stage 1 leaves the CSM to stage 2
+    ckpt1 = tmp_path / "stage1.ckpt"
+    trainer.save_checkpoint(ckpt1)
+
+    # stage 2: CSN + MN with the CSM; the universal network stays as stage 1 left it
+    model = make_model(partial(U2SHead, num_confusing=2, stage=2), n_cls)
+    model.load_state_dict(torch.load(ckpt1, weights_only=True)["state_dict"])
+    universal = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    callback = CategorySimilarityCallback()
+    trainer = fit(model, dm, tmp_path / "s2", [callback])
+    head = model.head
+    assert bool(head.csm_is_set)
+    assert torch.equal(head.csm, head.csm.T) and torch.equal(head.csm.diagonal(), torch.ones(4))
+    assert head.csm.sum(0).mean().item() == pytest.approx(2.0)
+    assert callback.image_path is not None and Path(callback.image_path).is_file()
+    for key, value in model.backbone.state_dict().items():  # frozen: weights and BN stats
+        assert torch.equal(value, universal[key]), key
+    logged = trainer.logged_metrics
+    for branch in ("universal", "bridge", "specific", "fused"):
+        assert f"val/acc1_{branch}" in logged, branch
+    for term in ("universal", "specific", "bridge", "regular"):
+        assert f"train/loss_{term}" in logged, term
+    ckpt2 = tmp_path / "stage2.ckpt"
+    trainer.save_checkpoint(ckpt2)
+    state = torch.load(ckpt2, weights_only=True)["state_dict"]
+    assert bool(state["head.csm_is_set"]) and torch.equal(state["head.csm"], head.csm)
+
+    # stage 3: joint; the checkpoint's CSM is kept, not recomputed
+    model = make_model(partial(U2SHead, num_confusing=2, stage=3), n_cls)
+    model.load_state_dict(state)
+    before = model.head.csm_similarity.clone()
+    fit(model, dm, tmp_path / "s3", [CategorySimilarityCallback()])
+    assert torch.equal(model.head.csm_similarity, before)
+    assert all(p.requires_grad for p in model.parameters())
