@@ -96,4 +96,11 @@ def main(args: list[str] | None = None, run: bool = True) -> FinegrainCLI:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["analyze"]:
+        # analyses of finished runs (result files, checkpoints): not a Trainer subcommand
+        from lightning_modules.analysis.commands import main as analyze
+
+        sys.exit(analyze(sys.argv[2:]))
     main()

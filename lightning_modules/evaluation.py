@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -40,3 +41,110 @@ def unique_by_index(index: Tensor, *values: Tensor) -> tuple[Tensor, ...]:
     keep = torch.ones_like(index, dtype=torch.bool)
     keep[1:] = index[1:] != index[:-1]
     return (index[keep], *(value[order][keep] for value in values))
+
+
+def gather_variable(module: Any, tensor: Tensor) -> Tensor:
+    """Concatenate ``tensor`` ``[N, ...]`` from every rank, in rank order (N may differ).
+
+    ``module`` is a LightningModule attached to a trainer (its ``all_gather`` is used). A
+    collective call: every rank must call it, with tensors of the same trailing shape and dtype.
+    Single-process runs get ``tensor`` back unchanged.
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None or trainer.world_size == 1:
+        return tensor
+    sizes = module.all_gather(torch.tensor(tensor.shape[0], device=tensor.device))
+    # all_gather needs equal shapes on every rank: pad to the largest, cut the padding off after
+    padded = torch.zeros((int(sizes.max()), *tensor.shape[1:]), dtype=tensor.dtype,
+                         device=tensor.device)
+    padded[: tensor.shape[0]] = tensor
+    everything = module.all_gather(padded)  # [world, max_n, ...]
+    return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
+
+
+@dataclass
+class VideoResults:
+    """Per-video test outputs, gathered from every rank, one row per distinct video, by index.
+
+    Attributes:
+        index: ``[N]`` positions in the test split's records (sorted).
+        label: ``[N]`` class ids.
+        video: per branch ``[N, K]`` views combined with ``average`` (probabilities for
+            ``prob``/``max``, logits for ``score``).
+        clip: per branch ``[N, K]`` logits of the first view alone.
+        views: per branch ``[N, V, K]`` logits of every view (clip-major: view
+            ``v = clip * crops + crop``); empty unless a callback asked for them.
+        final: the head's final branch.
+        average: how ``video`` was combined.
+    """
+
+    index: Tensor
+    label: Tensor
+    video: dict[str, Tensor]
+    clip: dict[str, Tensor]
+    views: dict[str, Tensor] = field(default_factory=dict)
+    final: str = ""
+    average: Average = "prob"
+
+    def __len__(self) -> int:
+        return int(self.index.numel())
+
+    @property
+    def branches(self) -> list[str]:
+        return list(self.video)
+
+    def probabilities(self, branch: str | None = None) -> Tensor:
+        """``[N, K]`` per-video class probabilities of ``branch`` (default: the final one)."""
+        scores = self.video[branch or self.final]
+        if self.average == "score":
+            return scores.softmax(-1)
+        if self.average == "max":  # a max of probabilities does not sum to one
+            return scores / scores.sum(-1, keepdim=True).clamp(min=1e-12)
+        return scores
+
+    def predictions(self, branch: str | None = None) -> Tensor:
+        """``[N]`` predicted class ids of ``branch`` (default: the final one)."""
+        return self.video[branch or self.final].argmax(-1)
+
+
+def subset_clip_indices(num_clips: int, k: int) -> list[int]:
+    """``k`` of ``num_clips`` test clips spread evenly over the video (TSN-style centres).
+
+    A ``k``-clip test places its clips evenly over the video; the evenly spread subset of a
+    ``num_clips``-clip pass is the closest one can get to it without decoding again. ``k = 1``
+    is the middle clip, ``k = num_clips`` all of them.
+    """
+    if not 1 <= k <= num_clips:
+        raise ValueError(f"k must be in 1..{num_clips}, got {k}")
+    return sorted({min(num_clips - 1, int((i + 0.5) * num_clips / k)) for i in range(k)})
+
+
+def accuracy_vs_clips(
+    view_logits: Tensor, label: Tensor, crops: int = 1, how: Average = "prob", top_k: int = 1
+) -> dict[int, float]:
+    """Video accuracy when only ``k`` clips of each video are used, for every ``k`` (one pass).
+
+    unified-analysis Fig. 8 (left) from a single evaluation over all views.
+
+    Args:
+        view_logits: ``[N, V, K]`` logits, clip-major (``V = clips * crops``).
+        label: ``[N]`` class ids.
+        crops: spatial crops per clip (all crops of a chosen clip are used, as in Fig. 8).
+        how: view averaging (:func:`average_views`).
+        top_k: top-k accuracy.
+
+    Returns:
+        ``{k: accuracy in [0, 1]}`` for ``k = 1 .. clips``.
+    """
+    num_videos, num_views, _ = view_logits.shape
+    if num_views % crops:
+        raise ValueError(f"{num_views} views are not a whole number of clips of {crops} crops")
+    num_clips = num_views // crops
+    per_clip = view_logits.reshape(num_videos, num_clips, crops, -1)
+    result: dict[int, float] = {}
+    for k in range(1, num_clips + 1):
+        chosen = per_clip[:, subset_clip_indices(num_clips, k)].flatten(1, 2)  # [N, k*crops, K]
+        scores = average_views(chosen, how)
+        top = scores.topk(min(top_k, scores.shape[-1]), dim=-1).indices
+        result[k] = float((top == label[:, None]).any(-1).float().mean()) if num_videos else 0.0
+    return result

@@ -12,11 +12,18 @@ import torchmetrics.functional as tmf
 from einops import rearrange
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-from lightning_modules.evaluation import Average, average_views, unique_by_index
+from lightning_modules.evaluation import (
+    Average,
+    VideoResults,
+    average_views,
+    gather_variable,
+    unique_by_index,
+)
 from models.heads import GAPHead, Head, HeadOutput
 
 HeadFactory = Callable[[nn.Module, int], Head]
@@ -41,6 +48,13 @@ class VideoRecognizer(pl.LightningModule):
     ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
     view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
     ``test/acc1_video_<branch>``.
+
+    Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
+    (optionally chunked) forward; per-rank outputs are gathered and de-duplicated by dataset
+    index, so the DistributedSampler's padding never counts a video twice. After the test epoch,
+    :attr:`test_results` holds the per-video outputs (:class:`VideoResults`); callbacks read
+    them with :meth:`collect_test_results` (and set :attr:`keep_view_logits` to get every
+    view's logits too).
     """
 
     def __init__(
@@ -75,7 +89,16 @@ class VideoRecognizer(pl.LightningModule):
         self.views_per_forward = views_per_forward
         self.class_names = class_names
         self.val_metrics = nn.ModuleDict()
+        # up front: Lightning maps logged metrics to attributes once, at the first log call
+        for branch in self.head.branches:
+            self._branch_metrics(branch)
         self._test_outputs: dict[str, list[Tensor]] = defaultdict(list)
+        #: keep every view's logits in the test results (accuracy vs clips needs them; off by
+        #: default because ``[N, V, K]`` for a large test set is big)
+        self.keep_view_logits = False
+        #: per-video outputs of the last test epoch (``None`` before one has run)
+        self.test_results: VideoResults | None = None
+        self._final_branch = ""
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:
@@ -97,8 +120,9 @@ class VideoRecognizer(pl.LightningModule):
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
         acc = (output.final_logits.argmax(-1) == batch["label"]).float().mean()
         self.log("train/acc1", acc, prog_bar=True, batch_size=batch_size)
+        # replaced unreadable videos, summed over the epoch
         self.log("train/skipped_videos", batch["skipped"].sum().float(), reduce_fx="sum",
-                 batch_size=batch_size)
+                 on_step=False, on_epoch=True, batch_size=batch_size)
         return losses["loss"]
 
     def _branch_metrics(self, branch: str) -> nn.ModuleDict:
@@ -124,47 +148,100 @@ class VideoRecognizer(pl.LightningModule):
 
     # ---- multi-view test -------------------------------------------------------------------
     def _view_logits(self, views: Tensor) -> tuple[dict[str, Tensor], str]:
-        """``views`` ``[B, V, C, T, H, W]`` → (per-branch ``[B, V, K]`` logits, final branch)."""
+        """``views`` ``[B, V, C, T, H, W]`` → (per-branch ``[B, V, K]`` logits, final branch).
+
+        All views of the batch go through the network together (``B·V`` clips), in chunks of
+        ``views_per_forward`` clips. If a chunk runs out of accelerator memory, the chunk is
+        halved and the batch retried, and the smaller chunk is kept for the rest of the run.
+        """
         num_videos = views.shape[0]
         clips = rearrange(views, "b v c t h w -> (b v) c t h w")
-        chunk = self.views_per_forward or clips.shape[0]
-        pieces: dict[str, list[Tensor]] = defaultdict(list)
-        for start in range(0, clips.shape[0], chunk):
-            output = self(clips[start : start + chunk])
-            for branch, logits in output.logits.items():
-                pieces[branch].append(logits)
+        while True:
+            chunk = self.views_per_forward or clips.shape[0]
+            try:
+                pieces, final = self._chunked_logits(clips, chunk)
+                break
+            except torch.OutOfMemoryError:
+                if chunk <= 1:
+                    raise
+                self.views_per_forward = max(1, chunk // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                rank_zero_warn(f"test views ran out of memory in chunks of {chunk} clips; "
+                               f"retrying with views_per_forward={self.views_per_forward}")
         logits = {
             branch: rearrange(torch.cat(parts), "(b v) k -> b v k", b=num_videos)
             for branch, parts in pieces.items()
         }
-        return logits, output.final
+        return logits, final
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def _chunked_logits(self, clips: Tensor, chunk: int) -> tuple[dict[str, list[Tensor]], str]:
+        """``clips`` ``[N, C, T, H, W]`` in forwards of ``chunk`` → per-branch ``[n, K]`` pieces."""
+        pieces: dict[str, list[Tensor]] = defaultdict(list)
+        final = ""
+        for start in range(0, clips.shape[0], chunk):
+            output = self(clips[start : start + chunk])
+            final = output.final
+            for branch, logits in output.logits.items():
+                pieces[branch].append(logits)
+        return pieces, final
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+        """Returns ``index`` ``[B]``, ``label`` ``[B]``, ``logits`` (per branch ``[B, V, K]``)
+        and ``video`` (per branch ``[B, K]``) for callbacks' ``on_test_batch_end``."""
         views = batch["video"]
         if views.ndim == 5:  # a single-view loader
             views = views.unsqueeze(1)
         logits, self._final_branch = self._view_logits(views)
         self._test_outputs["index"].append(batch["index"])
         self._test_outputs["label"].append(batch["label"])
+        video = {}
         for branch, branch_logits in logits.items():
-            self._test_outputs[f"video/{branch}"].append(
-                average_views(branch_logits, self.test_average))
+            video[branch] = average_views(branch_logits, self.test_average)
+            self._test_outputs[f"video/{branch}"].append(video[branch])
             self._test_outputs[f"clip/{branch}"].append(branch_logits[:, 0])
+            if self.keep_view_logits:
+                self._test_outputs[f"views/{branch}"].append(branch_logits)
+        return {"index": batch["index"], "label": batch["label"], "logits": logits,
+                "video": video}
 
     def on_test_epoch_start(self) -> None:
         self._test_outputs.clear()
+        self.test_results = None
 
-    def on_test_epoch_end(self) -> None:
-        gathered = {k: self._gather(torch.cat(v)) for k, v in self._test_outputs.items()}
+    def collect_test_results(self) -> VideoResults:
+        """Gather this epoch's test outputs from every rank, one row per distinct video.
+
+        A collective call under DDP (every rank must make it); computed once per epoch and
+        cached, so callbacks' ``on_test_epoch_end`` (which Lightning runs *before* the module's)
+        and the module share one gather. Every rank gets the same :class:`VideoResults`.
+        """
+        if self.test_results is not None:
+            return self.test_results
+        outputs = self._test_outputs
+        if not outputs:
+            raise RuntimeError("no test outputs to collect: run trainer.test first")
+        gathered = {k: self._gather(torch.cat(v)) for k, v in outputs.items()}
         keys = [k for k in gathered if k not in ("index", "label")]
         index, label, *values = unique_by_index(
             gathered["index"], gathered["label"], *(gathered[k] for k in keys))
-        results = dict(zip(keys, values, strict=True))
-        final = self._final_branch
+        by_kind: dict[str, dict[str, Tensor]] = defaultdict(dict)
+        for key, value in zip(keys, values, strict=True):
+            kind, branch = key.split("/", 1)
+            by_kind[kind][branch] = value
+        self.test_results = VideoResults(
+            index=index, label=label, video=by_kind["video"], clip=by_kind["clip"],
+            views=by_kind.get("views", {}), final=self._final_branch,
+            average=self.test_average)
+        return self.test_results
+
+    def on_test_epoch_end(self) -> None:
+        results = self.collect_test_results()
+        index, label, final = results.index, results.label, results.final
         top5 = min(5, self.num_classes)
         metrics = {"test/num_videos": float(index.numel())}
-        for branch in {k.split("/", 1)[1] for k in keys}:
-            video, clip = results[f"video/{branch}"], results[f"clip/{branch}"]
+        for branch in results.branches:
+            video, clip = results.video[branch], results.clip[branch]
             suffix = "" if branch == final else f"_{branch}"
             metrics[f"test/acc1_video{suffix}"] = tmf.accuracy(
                 video, label, "multiclass", num_classes=self.num_classes, average="micro")
@@ -181,21 +258,14 @@ class VideoRecognizer(pl.LightningModule):
 
     def _gather(self, tensor: Tensor) -> Tensor:
         """Concatenate ``tensor`` ``[N, ...]`` from every rank (N may differ between ranks)."""
-        if self.trainer.world_size == 1:
-            return tensor
-        sizes = self.all_gather(torch.tensor(tensor.shape[0], device=tensor.device))
-        padded = torch.zeros((int(sizes.max()), *tensor.shape[1:]), dtype=tensor.dtype,
-                             device=tensor.device)
-        padded[: tensor.shape[0]] = tensor
-        everything = self.all_gather(padded)  # [world, max_n, ...]
-        return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
+        return gather_variable(self, tensor)
 
     # ---- predict ---------------------------------------------------------------------------
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
         views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
-        logits, _ = self._view_logits(views)
+        logits, final = self._view_logits(views)
         probs = {branch: average_views(lg, "prob") for branch, lg in logits.items()}
-        return {"index": batch["index"], "label": batch["label"], "probs": probs}
+        return {"index": batch["index"], "label": batch["label"], "probs": probs, "final": final}
 
     # ---- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -78,26 +78,69 @@ def test_decodes_only_what_indices_need(tmp_path):
     assert decoder.last_stats.converted == 2 and decoder.last_stats.decoded <= 3 + 11 + 4
 
 
+def test_unreferenced_frames_are_skipped(tmp_path):
+    path = V.write_video(tmp_path / "b.mp4", 50, codec="libx264", gop=50, bframes=3)
+    ref = V.reference_frames(path)
+    skipping = get_decoder("pyav", thread_type="NONE")
+    plain = get_decoder("pyav", thread_type="NONE", skip_nonref=False)
+    for decoder in (skipping, plain):
+        _assert_matches(decoder, path, [40, 48], ref)
+    assert skipping.last_stats.decoded < plain.last_stats.decoded  # ~ half of the B-frames
+    assert skipping.decode_only(_rec(path), [40, 48]).converted == 0
+
+
 def test_threading_gives_the_same_pixels(format_files):
     path, ref = format_files["h264_bframes_longgop.mp4"]
     for options in ({"thread_type": "NONE"}, {"thread_type": "AUTO", "thread_count": 2},
-                    {"verify": "full"}, {"verify": "none"}, {"seek_gap": 0}, {"seek_gap": 1000}):
+                    {"verify": "full"}, {"verify": "none"}, {"verify": "tail"},
+                    {"seek_gap": 0}, {"seek_gap": 1000}, {"skip_nonref": False}):
         _assert_matches(get_decoder("pyav", **options), path, [50, 1, 49, 25, 24], ref)
 
 
 # --- files that lie ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("verify", ["auto", "tail"])
 @pytest.mark.parametrize("claimed", [20, 47, 49, 148])
-def test_avi_header_count_wrong(tmp_path, claimed):
+def test_avi_header_count_wrong(tmp_path, claimed, verify):
     path = V.write_video(tmp_path / "lying.avi", 48, codec="mpeg4", gop=10, bframes=2)
     V.set_avi_frame_count(path, claimed)
     assert V.header_frames(path) == claimed  # the lie is in place
     ref = V.reference_frames(path)
     assert len(ref) == 48
-    decoder = get_decoder("pyav")
+    decoder = get_decoder("pyav", verify=verify)
     assert decoder.num_frames(_rec(path)) == 48
     _assert_matches(decoder, path, [47, 0, 46, 24], ref)
+
+
+@pytest.mark.skipif(V.ffmpeg_cli() is None, reason="needs the ffmpeg program")
+def test_mp4_edit_list_hides_leading_frames(tmp_path):
+    source = V.write_video(tmp_path / "src.mp4", 60, codec="libx264", gop=25, bframes=3)
+    path = V.cut_with_edit_list(source, tmp_path / "cut.mp4", 0.5)
+    ref = V.reference_frames(path)
+    assert V.header_frames(path) > len(ref)  # the header counts the hidden frames
+    decoder = get_decoder("pyav")
+    assert decoder.num_frames(_rec(path)) == len(ref)
+    _assert_matches(decoder, path, list(range(len(ref)))[::-1], ref)
+
+
+def test_fallback_paths_give_the_same_frames(format_files, monkeypatch):
+    from dataclasses import replace
+
+    from datamodules.decoders.pyav import PyAVDecoder
+
+    path, ref = format_files["h264_bframes_longgop.mp4"]
+    indices = [52, 3, 30, 3]
+    # a seek that lands after its target (no frame comes out of the run): front-to-back decode
+    late = get_decoder("pyav")
+    monkeypatch.setattr(late, "_decode_run", lambda *args, **kwargs: None)
+    _assert_matches(late, path, indices, ref)
+    # timestamps unusable (missing or repeated): frames addressed by decode order
+    sequential = get_decoder("pyav")
+    timeline = replace(PyAVDecoder(verify="full").timeline(str(path)), pts=None)
+    monkeypatch.setattr(sequential, "timeline", lambda _path: timeline)
+    _assert_matches(sequential, path, indices, ref)
+    assert sequential.num_frames(_rec(path)) == 53
 
 
 def test_webm_has_no_header_count(format_files):

@@ -78,7 +78,7 @@ def test_frame_folder_faults(tmp_path):
     (folder / "00005.jpg").write_bytes(b"")
     with pytest.raises(DecodeError, match="00004.jpg"):
         decoder.read(_rec(folder), [3])
-    with pytest.raises(DecodeError, match="00005.jpg"):
+    with pytest.raises(DecodeError, match="00005.jpg: empty"):
         decoder.read(_rec(folder), [4])
     with pytest.raises(DecodeError, match="only 6 frames"):
         decoder.read(_rec(folder, num_frames=10), [8])

@@ -26,6 +26,16 @@ def test_listed_only_when_usable():
             get_decoder("torchcodec")
 
 
+def test_missing_torchcodec_is_a_clear_import_error(monkeypatch):
+    import datamodules.decoders.torchcodec as backend
+
+    monkeypatch.setattr(backend, "torchcodec_available", lambda: False)
+    with pytest.raises(ImportError, match="apt-get install ffmpeg"):
+        get_decoder("torchcodec")
+    assert "torchcodec" not in available_decoders()
+    assert get_decoder("pyav") is not None  # the default backend does not care
+
+
 @needs_torchcodec
 @pytest.mark.parametrize(
     ("name", "kw"),
@@ -59,7 +69,11 @@ def test_lying_and_cut_files(tmp_path):
     V.set_avi_frame_count(lying, 130)
     cut = V.truncate(V.write_video(tmp_path / "full.mkv", 40, codec="libx264", gop=10,
                                    bframes=2), 0.6, tmp_path / "cut.mkv")
-    for path in (lying, cut):
+    paths = [lying, cut]
+    if V.ffmpeg_cli() is not None:
+        source = V.write_video(tmp_path / "src.mp4", 50, codec="libx264", gop=20, bframes=3)
+        paths.append(V.cut_with_edit_list(source, tmp_path / "edit_list.mp4", 0.5))
+    for path in paths:
         ref = V.reference_frames(path)
         n = decoder.num_frames(_rec(path))
         assert n == len(ref)

@@ -311,3 +311,21 @@ def test_u2s_rejects_bad_config(kwargs):
 def test_dfb_rejects_bad_config():
     with pytest.raises(ValueError):
         DFBHead(tiny_backbone(), NUM_CLASSES, filters_per_class=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda bb: GAPHead(bb, NUM_CLASSES),
+        lambda bb: DFBHead(bb, NUM_CLASSES),
+        lambda bb: DFBHead(bb, NUM_CLASSES, local_branch=False),
+        lambda bb: U2SHead(bb, NUM_CLASSES, stage=1),
+        lambda bb: U2SHead(bb, NUM_CLASSES, stage=3),
+    ],
+)
+def test_branches_are_known_before_forward(make, clip):
+    backbone = tiny_backbone()
+    head = make(backbone).eval()
+    with torch.no_grad():
+        out = head(features_of(backbone, clip))
+    assert tuple(out.logits) == head.branches and out.final in head.branches

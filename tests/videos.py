@@ -8,7 +8,9 @@ every frame (a moving square over a drifting gradient) so that an off-by-one ind
 from __future__ import annotations
 
 import contextlib
+import shutil
 import struct
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -180,3 +182,20 @@ def header_frames(path: str | Path) -> int:
     """The frame count the container header claims (0 when it has none, e.g. WebM)."""
     with av.open(str(path)) as container:
         return container.streams.video[0].frames
+
+
+def ffmpeg_cli() -> str | None:
+    """Path of the ``ffmpeg`` program, if installed (only some tests need it)."""
+    return shutil.which("ffmpeg")
+
+
+def cut_with_edit_list(source: str | Path, out: str | Path, start_sec: float) -> Path:
+    """``ffmpeg -ss START -i SOURCE -c copy OUT``: a stream copy cut between key frames. The MP4
+    keeps the packets back to the previous key frame plus an edit list that hides them, so the
+    header counts frames that never come out of the decoder (packets flagged discard)."""
+    exe = ffmpeg_cli()
+    if exe is None:
+        raise RuntimeError("ffmpeg is not installed")
+    subprocess.run([exe, "-y", "-loglevel", "error", "-ss", str(start_sec), "-i", str(source),
+                    "-c", "copy", str(out)], check=True)
+    return Path(out)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from datamodules.decoders import DecodeError, Indices
 from datamodules.decoders._common import LRUCache, as_index_array, check_indices
@@ -117,12 +117,16 @@ class FrameFolderDecoder:
     def _decode(self, file: Path) -> Tensor:
         """One image file → ``uint8 [H, W, 3]``."""
         try:
-            raw = file.read_bytes()
-        except OSError as error:
-            raise DecodeError(str(file), f"cannot read frame: {error}") from None
-        if not raw:
-            raise DecodeError(str(file), "empty frame file")
-        data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+            # read straight into a tensor (no bytes → bytearray → tensor copies)
+            data = read_file(str(file))
+        except RuntimeError as error:
+            if not file.exists():
+                reason = "frame file missing"
+            elif file.stat().st_size == 0:
+                reason = "empty frame file"
+            else:
+                reason = f"cannot read frame ({error})"
+            raise DecodeError(str(file), reason) from None
         try:
             if self._jpeg:
                 image = decode_jpeg(data, mode=ImageReadMode.RGB)

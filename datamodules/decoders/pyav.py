@@ -5,9 +5,11 @@ How a read works:
 1. A *timeline* of the file (cached per path): the presentation timestamps of every frame, in
    presentation order, and which of them are key frames. It comes from demuxing the packets
    (no decoding, ~1 ms for a 10 s clip), not from the header's frame count, because headers lie
-   (off by one, by hundreds, or absent as in WebM). The last GOP is then decoded once to check
-   that every frame the timeline promises really comes out; when it does not (a stream cut
-   short, damaged packets, an edit list) the timeline is rebuilt from a full decode pass.
+   (off by one, by hundreds, or absent as in WebM). When the header's count is missing or
+   disagrees with the packets, the last GOP is decoded once to check that every frame the
+   timeline promises really comes out; when it does not (a stream cut short, damaged packets)
+   the timeline is rebuilt from a full decode pass. A packet flagged corrupt (a file cut inside
+   a packet) goes straight to the decode pass.
 2. The wanted frames are grouped into runs that share a key frame; for each run the container
    seeks to the key frame, decodes forward, converts to RGB only the wanted frames (RGB
    conversion costs several times the decode itself) and stops after the run's last frame.
@@ -34,7 +36,9 @@ from typing import Literal
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 from datamodules.decoders import DecodeError, Indices
 from datamodules.decoders._common import (
@@ -48,7 +52,7 @@ from datamodules.records import VideoRecord
 
 __all__ = ["PyAVDecoder", "ReadStats", "Timeline", "sequential_decode"]
 
-Verify = Literal["tail", "full", "none"]
+Verify = Literal["auto", "tail", "full", "none"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Timeline:
         times: float64 ``[N]`` seconds from the first frame (for ``start_sec``/``end_sec``).
         width / height: frame size.
         time_base: seconds per ``pts`` unit of the stream.
+        header_frames: the count the container header claims (0 when it has none).
         source: ``"demux"`` (from packets, tail-checked) or ``"decode"`` (from a full decode).
     """
 
@@ -71,6 +76,7 @@ class Timeline:
     width: int
     height: int
     time_base: Fraction
+    header_frames: int
     source: str
 
     def __len__(self) -> int:
@@ -109,14 +115,24 @@ def _open(path: str) -> av.container.InputContainer:
 
 
 def _safe_frames(
-    container: av.container.InputContainer, stream: av.VideoStream
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    keep: set[int] | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Decoded frames in presentation order, skipping packets the decoder rejects.
 
     A damaged packet costs its own frame(s), not the rest of the file; a demuxer error (a file
     cut short) ends the stream after flushing what the decoder still holds.
+
+    ``keep``: when given, the timestamps of the frames the caller wants; every other packet is
+    sent with ``skip_frame="NONREF"``, so the decoder drops it *if no other frame references
+    it* (the B-frames between the key frame and a target: about half the frames of a default
+    x264 stream). Frames that are referenced decode as usual, so the kept frames' pixels are
+    unchanged — FFmpeg's own contract for ``AVDISCARD_NONREF``.
     """
+    ctx = stream.codec_context
     packets = container.demux(stream)
+    skipping = False
     while True:
         try:
             packet = next(packets)
@@ -128,6 +144,11 @@ def _safe_frames(
                 delayed = stream.codec_context.decode(None)  # flush what the decoder holds
             yield from delayed
             return
+        if keep is not None:
+            skip = packet.pts is not None and packet.pts not in keep
+            if skip != skipping:  # set only on change: the setter is not free
+                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
         try:
             frames = packet.decode()
         except (av.FFmpegError, OSError):
@@ -149,13 +170,18 @@ class PyAVDecoder:
 
     Args:
         thread_type: FFmpeg threading (``"AUTO"`` = frame + slice threads; ``"NONE"`` off).
-        thread_count: decoder threads, 0 lets FFmpeg pick from the core count. With many
-            DataLoader workers, 1–2 avoids oversubscribing the CPU.
-        verify: how the frame count is checked: ``"tail"`` decodes the last GOP once per file
-            (default), ``"full"`` always builds the timeline from a full decode, ``"none"``
-            trusts the demuxed packets.
+        thread_count: decoder threads; 0 lets FFmpeg pick from the core count; ``None``
+            (default) means 1 inside a DataLoader worker (the workers already fill the cores,
+            and per-worker thread pools only oversubscribe them) and 0 elsewhere.
+        verify: how the frame count is checked, once per file: ``"auto"`` (default) decodes
+            the last GOP when the header's frame count is missing (WebM) or disagrees with the
+            demuxed packets, ``"tail"`` always does, ``"full"`` builds the timeline from a full
+            decode, ``"none"`` trusts the packets. Whatever the choice, a frame that fails to
+            come out at read time triggers a full-decode rebuild before any error.
         seek_gap: keep decoding forward instead of seeking when fewer than this many frames
             would be skipped (a seek flushes the decoder, which costs a few frames).
+        skip_nonref: let the decoder drop unwanted frames that nothing references (see
+            ``_safe_frames``); the kept frames are bit-identical either way.
         cache_size: timelines kept per process.
     """
 
@@ -163,19 +189,39 @@ class PyAVDecoder:
         self,
         *,
         thread_type: str = "AUTO",
-        thread_count: int = 0,
-        verify: Verify = "tail",
+        thread_count: int | None = None,
+        verify: Verify = "auto",
         seek_gap: int = 4,
+        skip_nonref: bool = True,
         cache_size: int = 20_000,
     ) -> None:
-        if verify not in ("tail", "full", "none"):
-            raise ValueError(f"verify must be 'tail', 'full' or 'none', got {verify!r}")
+        if verify not in ("auto", "tail", "full", "none"):
+            raise ValueError(f"verify must be 'auto', 'tail', 'full' or 'none', got {verify!r}")
         self.thread_type = thread_type
         self.thread_count = thread_count
         self.verify = verify
         self.seek_gap = seek_gap
+        self.skip_nonref = skip_nonref
         self._timelines: LRUCache[tuple, Timeline] = LRUCache(cache_size)
         self.last_stats = ReadStats()
+        self._rgb: tuple[int, VideoReformatter] | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_rgb"] = None  # a C object: rebuilt on first use in the new process
+        return state
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """``frame.to_ndarray(format="rgb24")`` with one reusable swscale context.
+
+        ``VideoFrame.to_ndarray`` builds a new swscale context for every frame, which costs more
+        than the conversion itself (~1.5 ms at 340×256, ~5× the pixel work); a shared
+        ``VideoReformatter`` keeps it, with identical output. Kept per process (after a fork
+        the child makes its own).
+        """
+        if self._rgb is None or self._rgb[0] != os.getpid():
+            self._rgb = (os.getpid(), VideoReformatter())
+        return self._rgb[1].reformat(frame, format="rgb24").to_ndarray()
 
     # --- public API ----------------------------------------------------------------------
 
@@ -237,7 +283,10 @@ class PyAVDecoder:
         # packet, so a file that needed the decode pass is read with PyAV's default (slice
         # threads), which is what "a plain sequential decode" means.
         stream.thread_type = "SLICE" if damaged else self.thread_type
-        stream.codec_context.thread_count = self.thread_count
+        count = self.thread_count
+        if count is None:
+            count = 1 if get_worker_info() is not None else 0
+        stream.codec_context.thread_count = count
 
     def _rebuild(self, path: str) -> Timeline:
         timeline = self._decode_timeline(path)
@@ -250,7 +299,10 @@ class PyAVDecoder:
         timeline = self._demux_timeline(path)
         if timeline is None:
             return self._decode_timeline(path)
-        if self.verify == "tail" and not self._tail_decodes(path, timeline):
+        check = self.verify == "tail" or (
+            self.verify == "auto" and timeline.header_frames != len(timeline)
+        )
+        if check and not self._tail_decodes(path, timeline):
             return self._decode_timeline(path)
         return timeline
 
@@ -262,6 +314,7 @@ class PyAVDecoder:
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             time_base = stream.time_base
+            header_frames = stream.frames or 0
             try:
                 for packet in container.demux(stream):
                     if packet.size == 0:  # the end-of-stream flush packet
@@ -292,6 +345,7 @@ class PyAVDecoder:
             width=width,
             height=height,
             time_base=Fraction(time_base),
+            header_frames=header_frames,
             source="demux",
         )
 
@@ -323,6 +377,7 @@ class PyAVDecoder:
             stream = container.streams.video[0]
             self._configure(stream, damaged=True)
             time_base = stream.time_base
+            header_frames = stream.frames or 0
             width, height = stream.codec_context.width, stream.codec_context.height
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
             for frame in _safe_frames(container, stream):
@@ -346,6 +401,7 @@ class PyAVDecoder:
             width=width,
             height=height,
             time_base=Fraction(time_base) if time_base is not None else Fraction(1, 1),
+            header_frames=header_frames,
             source="decode",
         )
 
@@ -365,8 +421,18 @@ class PyAVDecoder:
                 runs.append((kf, [pos]))
         return [(kf, np.asarray(p, dtype=np.int64)) for kf, p in runs]
 
+    def decode_only(self, record: VideoRecord, indices: Indices) -> ReadStats:
+        """Run ``read``'s decode plan without converting to RGB (the floor ``read`` is measured
+        against in ``benchmarks/data_loading.py``); returns what it cost."""
+        idx = as_index_array(indices)
+        timeline, lo, hi = self.window(record)
+        check_indices(record.path, idx, hi - lo)
+        self.last_stats = ReadStats()
+        self._read_positions(record.path, timeline, np.unique(idx + lo), convert=False)
+        return self.last_stats
+
     def _read_positions(
-        self, path: str, timeline: Timeline, wanted: np.ndarray
+        self, path: str, timeline: Timeline, wanted: np.ndarray, convert: bool = True
     ) -> dict[int, np.ndarray]:
         """``{position: uint8 [H, W, 3]}`` for the positions that decode."""
         if timeline.pts is None:
@@ -382,7 +448,7 @@ class PyAVDecoder:
                     if not (run_index == 0 and kf <= first_key):
                         container.seek(int(timeline.pts[kf]), stream=stream, backward=True)
                         self.last_stats.seeks += 1
-                    self._decode_run(container, stream, timeline, positions, out)
+                    self._decode_run(container, stream, timeline, positions, out, convert)
         except (av.FFmpegError, OSError):
             pass
         if len(out) < len(wanted):
@@ -399,16 +465,20 @@ class PyAVDecoder:
         timeline: Timeline,
         positions: np.ndarray,
         out: dict[int, np.ndarray],
+        convert: bool = True,
     ) -> None:
         todo = set(positions.tolist())
         last = int(positions[-1])
         stats = self.last_stats
-        for frame in _safe_frames(container, stream):
+        keep = None
+        if self.skip_nonref and timeline.source == "demux" and timeline.pts is not None:
+            keep = set(timeline.pts[positions].tolist())
+        for frame in _safe_frames(container, stream, keep):
             stats.decoded += 1
             pos = timeline.position(frame.pts)
             if pos in todo:
-                out[pos] = frame.to_ndarray(format="rgb24")
-                stats.converted += 1
+                out[pos] = self._to_rgb(frame) if convert else _EMPTY
+                stats.converted += int(convert)
                 todo.discard(pos)
                 if not todo:
                     return
@@ -432,7 +502,7 @@ class PyAVDecoder:
                     self.last_stats.decoded += 1
                     pos = k if timeline.pts is None else timeline.position(frame.pts)
                     if pos in todo:
-                        out[pos] = frame.to_ndarray(format="rgb24")
+                        out[pos] = self._to_rgb(frame)
                         self.last_stats.converted += 1
                         todo.discard(pos)
                         if not todo:
@@ -442,6 +512,9 @@ class PyAVDecoder:
         except (av.FFmpegError, OSError):
             pass
         return out
+
+
+_EMPTY = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 def _seconds(pts: np.ndarray, time_base: Fraction) -> np.ndarray:

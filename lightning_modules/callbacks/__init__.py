@@ -1,5 +1,29 @@
 """Callbacks for what is not training: U2S category similarity, confusion analysis, visuals."""
 
 from lightning_modules.callbacks.csm import CategorySimilarityCallback, InitWeightsFromCheckpoint
+from lightning_modules.callbacks.evaluation import (
+    AccuracyVsClips,
+    ConfusionAnalysis,
+    ReversedTimeEvaluation,
+    TestPredictionsWriter,
+    VideoPredictionWriter,
+)
+from lightning_modules.callbacks.visualization import (
+    FilterResponseVisualizer,
+    U2SMaskVisualizer,
+    WeightSimilarityVisualizer,
+)
 
-__all__ = ["CategorySimilarityCallback", "InitWeightsFromCheckpoint"]
+__all__ = [
+    "CategorySimilarityCallback",
+    "InitWeightsFromCheckpoint",
+    # evaluation and analysis (issue 6)
+    "AccuracyVsClips",
+    "ConfusionAnalysis",
+    "FilterResponseVisualizer",
+    "ReversedTimeEvaluation",
+    "TestPredictionsWriter",
+    "U2SMaskVisualizer",
+    "VideoPredictionWriter",
+    "WeightSimilarityVisualizer",
+]

@@ -159,12 +159,13 @@ class CategorySimilarityCallback(pl.Callback):
                 sparsity_sum = pl_module.all_gather(sparsity_sum).sum(dim=0)
                 count = pl_module.all_gather(count).sum(dim=0)
             head.compute_csm(sparsity_sum, count)
+            num_clips = int(count.sum().item())  # before the reset below (may alias the buffer)
         finally:
             head.reset_csm_statistics()
             pl_module.train(was_training)
         positives = head.csm.sum(dim=0).mean().item()
         rank_zero_info(
-            f"CategorySimilarityCallback: CSM over {int(count.sum().item())} clips, "
+            f"CategorySimilarityCallback: CSM over {num_clips} clips, "
             f"alpha={head.csm_threshold.item():.4f}, mean positives per column={positives:.2f}"
         )
 

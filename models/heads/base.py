@@ -44,6 +44,12 @@ class Head(nn.Module):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
 
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """Names of the branches ``forward`` returns (known before any forward pass, so metrics
+        per branch can be created up front). Default: ``loss_branches``."""
+        return self.loss_branches
+
     def loss(self, output: HeadOutput, target: Tensor) -> dict[str, Tensor]:
         branches = self.loss_branches or tuple(output.logits)
         losses = {

@@ -66,6 +66,10 @@ class DFBHead(Head):
 
     loss_branches = ("comb", "avg", "max", "xchannel")
 
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return ("avg", "xchannel", "max", "comb")
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -161,7 +165,8 @@ class DFBHead(Head):
                     projected, size=grid, mode="trilinear", align_corners=False
                 )
             scores = torch.einsum("kd,bdl->bkl", self.filters_skip, skip.flatten(2))
-            scores = scores + projected.flatten(2)
+            # in place: neither the matmul's nor the upsampling's backward needs its output
+            scores = scores.add_(projected.flatten(2))
         response, flat_index = scores.max(dim=2)  # global max over T×H×W, one pass
         return response + self.filters_bias, flat_index, grid
 

@@ -237,6 +237,12 @@ class U2SHead(Head):
 
         self._configure_stage(backbone)
 
+    @property
+    def branches(self) -> tuple[str, ...]:
+        if self.stage == 1:
+            return ("universal",)
+        return ("universal", "bridge", "specific", "fused")
+
     # ------------------------------------------------------------------ training stages
     def _stage_modules(self) -> dict[str, list[nn.Module]]:
         universal = [self.universal_fc, self.universal_dropout]
@@ -266,9 +272,10 @@ class U2SHead(Head):
     # ------------------------------------------------------------------ CSM (eqs. 1–2)
     @torch.no_grad()
     def reset_csm_statistics(self) -> None:
-        """Zero the running per-class sparsity sums."""
-        self.csm_sparsity_sum.zero_()
-        self.csm_count.zero_()
+        """Zero the running per-class sparsity sums (float64 again even after ``.half()``)."""
+        for name in ("csm_sparsity_sum", "csm_count"):
+            buffer = getattr(self, name)
+            setattr(self, name, torch.zeros_like(buffer, dtype=torch.float64))
 
     @torch.no_grad()
     def update_csm_statistics(self, features: dict[str, Tensor], target: Tensor) -> None:

@@ -1,0 +1,352 @@
+"""Reading the official annotation files of video datasets, with errors that say what to fix.
+
+Published annotation files are messier than their documentation: Windows line endings (UCF101),
+trailing spaces (HMDB51), a UTF-8 byte-order mark, quoted CSV labels holding commas, parentheses
+and apostrophes (Kinetics), ``;``-separated labels holding commas (Something-Something v1). The
+helpers here absorb all of that, and every error they raise names the file and, where there is
+one, the line.
+
+Also here, because every source needs it: locating an annotation file among the names the
+different releases use, finding videos by name anywhere under a folder (``VideoIndex``), and
+deriving a horizontal-flip label map from "left"/"right" class names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AnnotationError",
+    "Entry",
+    "VIDEO_EXTENSIONS",
+    "VideoIndex",
+    "derive_flip_label_map",
+    "find_annotation",
+    "lookup_class",
+    "read_csv_rows",
+    "read_json",
+    "read_lines",
+    "read_name_list",
+]
+
+# what users' copies of the datasets contain (Kinetics downloaders write .mp4, .mkv or .webm)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
+
+
+class AnnotationError(ValueError):
+    """An annotation file that is missing or says something impossible.
+
+    The message always names the file (and line, when the problem sits on one).
+    """
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One video as an annotation file lists it, before its file is located.
+
+    Attributes:
+        name: what identifies the video on disk: a path relative to the data folder
+            (``"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"``) or a bare name / id
+            (``"100218"``, ``"abc_000010_000020"``).
+        label: class index in the dataset's full class list (``-1``: unlabelled).
+        where: ``"file:line"`` of the annotation, for messages.
+        start_sec / end_sec: trim window, when the file is an untrimmed source video.
+    """
+
+    name: str
+    label: int
+    where: str = ""
+    start_sec: float | None = None
+    end_sec: float | None = None
+
+
+def _where(path: str | os.PathLike, line: int | None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """The whole file as text: UTF-8 (a BOM is dropped), falling back to Latin-1.
+
+    Latin-1 never fails, so an odd byte in an old annotation file costs a mangled character in
+    one label rather than the run.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise AnnotationError(f"annotation file not found: {path}") from None
+    except OSError as error:
+        raise AnnotationError(f"cannot read annotation file {path}: {error}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """Non-blank lines as ``(line number, text)``, without line endings or surrounding spaces.
+
+    Handles ``\\n``, ``\\r\\n`` and lone ``\\r`` line endings (``splitlines``).
+    """
+    return [
+        (number, line.strip())
+        for number, line in enumerate(_read_text(path).splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def read_csv_rows(
+    path: str | os.PathLike,
+    *,
+    required: Sequence[str] = (),
+    delimiter: str = ",",
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV with a header as ``(line number, {column: value})``, values stripped.
+
+    Quoted fields may hold the delimiter (``"passing American football (in game)"``,
+    ``"massaging person's head"``). ``required`` columns must be in the header, else
+    ``AnnotationError`` naming the file and the header it found.
+    """
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip().lower() for cell in row]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise AnnotationError(
+                    f"{_where(path, line)}: header {header} lacks column(s) {missing}")
+            continue
+        if len(row) > len(header):
+            raise AnnotationError(
+                f"{_where(path, line)}: {len(row)} fields for {len(header)} columns {header} "
+                "(an unquoted label with a comma?)")
+        yield line, {name: (row[i].strip() if i < len(row) else "")
+                     for i, name in enumerate(header)}
+    if header is None:
+        raise AnnotationError(f"{path}: empty CSV file (no header)")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parsed JSON; a syntax error names the file, line and column."""
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AnnotationError(
+            f"{_where(path, error.lineno)}: invalid JSON (column {error.colno}): {error.msg}"
+        ) from None
+
+
+def read_name_list(path: str | os.PathLike) -> list[str]:
+    """One name per line (class lists): blank lines skipped, surrounding quotes removed."""
+    names = []
+    for _, line in read_lines(path):
+        if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
+            line = line[1:-1].strip()
+        names.append(line)
+    return names
+
+
+def _normalise(name: str) -> str:
+    """Case- and spacing-insensitive key: releases disagree on both (``HandStandPushups``)."""
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def lookup_class(
+    name: str, index: Mapping[str, int], where: str, *, loose: Mapping[str, int] | None = None
+) -> int:
+    """Label of class ``name``: exact match first, then ignoring case, ``_`` vs space and spacing.
+
+    Args:
+        index: ``{class name: label}``.
+        where: ``"file:line"`` for the error.
+        loose: ``{_normalise(name): label}`` (built from ``index`` when not given).
+
+    Raises:
+        AnnotationError: the class list lacks ``name``; the message names file, line and the
+            closest-looking known names.
+    """
+    label = index.get(name)
+    if label is not None:
+        return label
+    loose = loose if loose is not None else loose_index(index)
+    label = loose.get(_normalise(name))
+    if label is not None:
+        return label
+    import difflib
+
+    close = difflib.get_close_matches(name, list(index), n=3)
+    hint = f"; did you mean {close}?" if close else ""
+    raise AnnotationError(
+        f"{where}: class {name!r} is not in the class list ({len(index)} classes){hint}")
+
+
+def loose_index(index: Mapping[str, int]) -> dict[str, int]:
+    """``{normalised name: label}`` for ``lookup_class``'s second chance."""
+    return {_normalise(name): label for name, label in index.items()}
+
+
+def find_annotation(
+    directory: str | os.PathLike, candidates: Sequence[str], what: str, *, depth: int = 2
+) -> Path:
+    """The first of ``candidates`` (file names) found in ``directory`` or below it.
+
+    Official archives put annotations in a sub-folder (``ucfTrainTestlist/``,
+    ``testTrainMulti_7030_splits/``), so folders up to ``depth`` levels down are searched too,
+    nearest first.
+
+    Raises:
+        AnnotationError: none found; names every path looked for and the files that are there.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise AnnotationError(
+            f"annotation folder {directory} does not exist (looking for the {what}: "
+            f"{', '.join(candidates)})")
+    for folder in _folders(directory, depth):
+        for name in candidates:
+            path = folder / name
+            if path.is_file():
+                return path
+    found = sorted(
+        str(p.relative_to(directory))
+        for folder in _folders(directory, depth)
+        for p in folder.iterdir()
+        if p.is_file()
+    )
+    shown = ", ".join(found[:20]) + (f", … ({len(found)} files)" if len(found) > 20 else "")
+    raise AnnotationError(
+        f"no {what} found: looked for {[str(directory / c) for c in candidates]} (and in "
+        f"sub-folders up to {depth} levels down); files there: {shown or 'none'}")
+
+
+def find_annotations(
+    directory: str | os.PathLike, pattern: str, *, depth: int = 2
+) -> list[Path]:
+    """Every file whose name matches the regular expression ``pattern``, in the nearest folder
+    holding any (so a second copy further down does not duplicate them); sorted by name."""
+    regex = re.compile(pattern)
+    for folder in _folders(Path(directory), depth):
+        hits = sorted(p for p in folder.iterdir() if p.is_file() and regex.fullmatch(p.name))
+        if hits:
+            return hits
+    return []
+
+
+def _folders(root: Path, depth: int) -> Iterator[Path]:
+    """``root`` and its sub-folders up to ``depth`` levels, breadth first, sorted."""
+    level = [root]
+    for _ in range(depth + 1):
+        next_level: list[Path] = []
+        for folder in level:
+            yield folder
+            try:
+                next_level.extend(sorted(p for p in folder.iterdir()
+                                         if p.is_dir() and not p.name.startswith(".")))
+            except OSError:
+                continue
+        level = next_level
+
+
+class VideoIndex:
+    """Finds videos (or frame folders) by name anywhere under a root folder.
+
+    The tree is walked once, on the first lookup, and the result kept: users lay datasets out in
+    many ways (``train/<class>/x.mp4``, ``videos/x.mp4``, flat), and the annotation names only
+    the file. Files are keyed by their name without extension; in ``frames`` mode, folders are
+    keyed by their name instead (``datamodules.prepare frames`` writes one folder per video,
+    named after it).
+
+    Args:
+        root: the folder to search.
+        frames: index folders (frame folders) instead of video files.
+        extensions: video file extensions (lower case, with the dot).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        frames: bool = False,
+        extensions: Iterable[str] = VIDEO_EXTENSIONS,
+    ) -> None:
+        self.root = str(root)
+        self.frames = frames
+        self.extensions = tuple(e.lower() for e in extensions)
+        self._paths: dict[str, str] | None = None
+        self.duplicates = 0  # names seen more than once (the first in walk order wins)
+
+    def _build(self) -> dict[str, str]:
+        paths: dict[str, str] = {}
+        # sorted walk: which duplicate wins does not depend on the file system's order
+        for folder, dirs, files in os.walk(self.root, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            names = dirs if self.frames else sorted(files)
+            for name in names:
+                if self.frames:
+                    key = name
+                else:
+                    stem, ext = os.path.splitext(name)
+                    if ext.lower() not in self.extensions:
+                        continue
+                    key = stem
+                if key in paths:
+                    self.duplicates += 1
+                    continue
+                paths[key] = os.path.join(folder, name)
+        return paths
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """``{name: path}`` of everything found (walks the tree on first use)."""
+        if self._paths is None:
+            self._paths = self._build()
+        return self._paths
+
+    def find(self, name: str) -> str | None:
+        """Path of the video called ``name`` (no extension), or ``None``."""
+        return self.paths.get(name)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+_LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+def derive_flip_label_map(classes: Sequence[str]) -> dict[int, int]:
+    """``{label: mirrored label}`` for classes whose names differ only by "left" ↔ "right".
+
+    Something-Something has such pairs ("Pushing something from left to right" / "… from right
+    to left"; "Turning the camera left while filming something" / "… right …"): a horizontally
+    flipped clip of one is a clip of the other. Both directions are listed. A class that names
+    one side with no mirrored counterpart (e.g. only "left") is left alone: it is not provably
+    mirror-symmetric, so keep ``flip`` off for it rather than trust this map.
+    """
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        other = "right" if word.lower() == "left" else "left"
+        return other.capitalize() if word[0].isupper() else other
+
+    index = {name: label for label, name in enumerate(classes)}
+    mapping: dict[int, int] = {}
+    for label, name in enumerate(classes):
+        if not _LEFT_RIGHT.search(name):
+            continue
+        mirrored = index.get(_LEFT_RIGHT.sub(swap, name))
+        if mirrored is not None and mirrored != label:
+            mapping[label] = mirrored
+    return mapping

@@ -1,0 +1,189 @@
+"""``python cli.py analyze <command>``: the analyses that compare finished runs.
+
+- ``contribution --model A --baseline TSN [--metric KEY]`` — Φ and Ψ (unified-analysis eq. 1)
+  from two result files (``*_metrics.json``, CSVLogger ``metrics.csv`` or predictions files);
+  several ``--model/--baseline`` pairs also give the averages Φ̄, Ψ̄ (Table 7).
+- ``confusion PREDICTIONS [--groups FILE] [--top N] [--out DIR]`` — most-confused pairs,
+  per-class and per-group accuracy, confusion-matrix PNG, from one predictions file.
+- ``compare BASELINE MODEL [--groups FILE] [--top N] [--out DIR]`` — two models on the same
+  test set: pairs confused less / more with both counts (dfb Table 3), per-group improvement
+  (dfb Table 2), both confusion matrices side by side (dfb Fig. 3).
+- ``weight-similarity --without CKPT --with CKPT [--out PNG]`` — U2S mask-network weight
+  similarity without / with category regularisation and their histogram (u2s Fig. 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from lightning_modules.analysis.confusion import (
+    compare_confusions,
+    compare_group_accuracy,
+    confusion_matrix,
+    load_class_groups,
+    most_confused_pairs,
+    per_class_accuracy,
+    per_group_accuracy,
+)
+from lightning_modules.analysis.contribution import (
+    DEFAULT_METRIC,
+    average_contribution,
+    contribution_from_files,
+)
+from lightning_modules.analysis.predictions import load_predictions
+
+
+def _matrix(predictions: dict, rows: Tensor | None = None) -> Tensor:
+    probs = predictions["probs"][predictions["final"]]
+    labels = predictions["labels"]
+    if rows is not None:
+        probs, labels = probs[rows], labels[rows]
+    return confusion_matrix(probs.argmax(-1), labels, probs.shape[1])
+
+
+def mask_weight_similarity(checkpoint: str | Path) -> Tensor:
+    """``S^w`` (u2s eq. 4) from a checkpoint's U2S mask-network weight, without building the
+    model: cosine similarity of the rows of ``*mask_conv.weight``, clamped at 0."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    keys = [k for k in state if k.endswith("mask_conv.weight")]
+    if not keys:
+        raise KeyError(f"{checkpoint} has no U2S mask network weight (*mask_conv.weight)")
+    w = torch.nn.functional.normalize(state[keys[0]].float().flatten(1), dim=1)
+    return (w @ w.T).clamp(min=0.0)
+
+
+def _contribution(args: argparse.Namespace) -> int:
+    if len(args.model) != len(args.baseline):
+        raise SystemExit("give one --baseline per --model")
+    rows = [contribution_from_files(m, b, args.metric)
+            for m, b in zip(args.model, args.baseline, strict=True)]
+    for model, row in zip(args.model, rows, strict=True):
+        print(f"{model}: S_a={row['S_a']:.2f} S_TSN={row['S_TSN']:.2f} "
+              f"phi={row['phi']:.3f} psi={row['psi']:.3f}")
+    summary: dict = {"pairs": rows}
+    if len(rows) > 1:
+        phi, psi = average_contribution((r["S_a"], r["S_TSN"]) for r in rows)
+        summary.update(phi_mean=phi, psi_mean=psi)
+        print(f"average: phi={phi:.3f} psi={psi:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def _confusion(args: argparse.Namespace) -> int:
+    from lightning_modules.analysis.figures import confusion_figure
+    from lightning_modules.analysis.report import write_image, write_table
+
+    predictions = load_predictions(args.predictions)
+    names = predictions["class_names"]
+    matrix = _matrix(predictions)
+    out = Path(args.out)
+    pairs = most_confused_pairs(matrix, names, args.top)
+    print("most-confused pairs (true -> predicted: videos):")
+    for p in pairs:
+        print(f"  {p.true} -> {p.predicted}: {p.count}/{p.of}")
+    write_table(out / "most_confused_pairs.csv", ["true", "predicted", "videos", "of"],
+                [[p.true, p.predicted, p.count, p.of] for p in pairs])
+    write_table(out / "per_class_accuracy.csv", ["class", "accuracy"],
+                list(zip(names, per_class_accuracy(matrix).tolist(), strict=True)))
+    if args.groups:
+        groups = per_group_accuracy(matrix, names, load_class_groups(args.groups))
+        write_table(out / "per_group_accuracy.csv", ["group", "accuracy"], list(groups.items()))
+    write_image(out / "confusion.png", confusion_figure(matrix, names))
+    print(f"written to {out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from lightning_modules.analysis.figures import compare_confusion_figure
+    from lightning_modules.analysis.report import write_image, write_table
+
+    base, model = load_predictions(args.baseline), load_predictions(args.model)
+    if base["class_names"] != model["class_names"]:
+        raise SystemExit("the two prediction files have different class lists")
+    names = model["class_names"]
+    # align the baseline's rows to the model's videos (same test split, maybe another order)
+    position = {v: i for i, v in enumerate(base["video_ids"])}
+    missing = [v for v in model["video_ids"] if v not in position]
+    if missing:
+        raise SystemExit(f"the baseline lacks {len(missing)} videos, e.g. {missing[:3]}")
+    rows = torch.tensor([position[v] for v in model["video_ids"]], dtype=torch.long)
+    base_matrix, model_matrix = _matrix(base, rows), _matrix(model)
+    out = Path(args.out)
+    comparison = compare_confusions(base_matrix, model_matrix, names, args.top)
+    for kind in ("improved", "worsened"):
+        print(f"pairs {kind} (true -> predicted: baseline / model):")
+        for r in comparison[kind]:
+            print(f"  {r.true} -> {r.predicted}: {r.baseline} / {r.model}")
+        write_table(out / f"pairs_{kind}.csv", ["true", "predicted", "baseline", "model"],
+                    [[r.true, r.predicted, r.baseline, r.model] for r in comparison[kind]])
+    if args.groups:
+        table = compare_group_accuracy(base_matrix, model_matrix, names,
+                                       load_class_groups(args.groups))
+        write_table(out / "group_accuracy.csv", ["group", "baseline", "model", "improvement"],
+                    table)
+    write_image(out / "confusion_compare.png", compare_confusion_figure(
+        base_matrix, model_matrix, names, (Path(args.baseline).stem, Path(args.model).stem)))
+    print(f"written to {out}")
+    return 0
+
+
+def _weight_similarity(args: argparse.Namespace) -> int:
+    from lightning_modules.analysis.figures import similarity_figure
+    from lightning_modules.analysis.report import write_image
+
+    matrices = {"without category regularisation": mask_weight_similarity(args.without),
+                "with category regularisation": mask_weight_similarity(args.with_)}
+    for name, matrix in matrices.items():
+        off = matrix[~torch.eye(matrix.shape[0], dtype=torch.bool)]
+        print(f"{name}: mean off-diagonal S^w = {float(off.mean()):.3f}")
+    path = write_image(args.out, similarity_figure(matrices))
+    print(f"written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py analyze", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("contribution", help="spatial/temporal contribution (Φ, Ψ)")
+    p.add_argument("--model", action="append", required=True, help="model result file")
+    p.add_argument("--baseline", action="append", required=True, help="TSN result file")
+    p.add_argument("--metric", default=DEFAULT_METRIC)
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.set_defaults(run=_contribution)
+    p = sub.add_parser("confusion", help="confusion analysis of one predictions file")
+    p.add_argument("predictions")
+    p.add_argument("--groups", help="class→group map (JSON or CSV class,group)")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--out", default="analysis")
+    p.set_defaults(run=_confusion)
+    p = sub.add_parser("compare", help="baseline vs model confusions")
+    p.add_argument("baseline")
+    p.add_argument("model")
+    p.add_argument("--groups")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--out", default="analysis")
+    p.set_defaults(run=_compare)
+    p = sub.add_parser("weight-similarity", help="U2S S^w without / with regularisation")
+    p.add_argument("--without", required=True, help="checkpoint trained with reg_weight=0")
+    p.add_argument("--with", dest="with_", required=True, help="checkpoint with regularisation")
+    p.add_argument("--out", default="analysis/weight_similarity.png")
+    p.set_defaults(run=_weight_similarity)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return int(args.run(args))
+
+
+__all__ = ["build_parser", "main", "mask_weight_similarity"]

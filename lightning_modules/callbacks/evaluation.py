@@ -1,0 +1,432 @@
+"""Evaluation callbacks: result files, predictions, confusion analysis, accuracy vs clips,
+reversed-frame-order test. Every one reads the recognizer's gathered, de-duplicated per-video
+results (:meth:`VideoRecognizer.collect_test_results`), so each video counts once under DDP.
+
+YAML (``trainer.callbacks``)::
+
+    - class_path: lightning_modules.callbacks.ConfusionAnalysis
+      init_args: {top_pairs: 10, baseline: runs/baseline/analysis/test_predictions.pt}
+    - class_path: lightning_modules.callbacks.AccuracyVsClips
+    - class_path: lightning_modules.callbacks.ReversedTimeEvaluation
+    - class_path: lightning_modules.callbacks.TestPredictionsWriter
+    - class_path: lightning_modules.callbacks.VideoPredictionWriter   # for `cli.py predict`
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from lightning_modules.analysis.confusion import (
+    ClassGroups,
+    compare_confusions,
+    compare_group_accuracy,
+    confusion_matrix,
+    load_class_groups,
+    most_confused_pairs,
+    per_class_accuracy,
+    per_group_accuracy,
+)
+from lightning_modules.analysis.figures import (
+    accuracy_vs_clips_figure,
+    compare_confusion_figure,
+    confusion_figure,
+)
+from lightning_modules.analysis.predictions import load_predictions, save_predictions
+from lightning_modules.analysis.report import AnalysisReporter
+from lightning_modules.evaluation import (
+    VideoResults,
+    accuracy_vs_clips,
+    average_views,
+    gather_variable,
+    unique_by_index,
+)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def class_names_of(trainer: pl.Trainer, pl_module: pl.LightningModule, k: int) -> list[str]:
+    """The run's class names: the module's (linked from the data), the datamodule's, or ids."""
+    names = getattr(pl_module, "class_names", None)
+    if not names:
+        names = getattr(getattr(trainer, "datamodule", None), "classes", None)
+    return list(names) if names and len(names) == k else [str(i) for i in range(k)]
+
+
+def records_of(trainer: pl.Trainer, stage: str = "test") -> list[Any] | None:
+    """The evaluated split's ``VideoRecord`` list (video ids), if the loader's dataset has one."""
+    loaders = trainer.predict_dataloaders if stage == "predict" else trainer.test_dataloaders
+    loader = loaders[0] if isinstance(loaders, Sequence) else loaders
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None:
+        datamodule = getattr(trainer, "datamodule", None)
+        dataset = getattr(datamodule, "datasets", {}).get("test")
+    return getattr(dataset, "records", None)
+
+
+def video_ids_of(records: list[Any] | None, index: Tensor) -> list[str]:
+    if records is None:
+        return [str(i) for i in index.tolist()]
+    return [getattr(records[i], "video_id", str(i)) for i in index.tolist()]
+
+
+def _results(pl_module: pl.LightningModule) -> VideoResults:
+    collect = getattr(pl_module, "collect_test_results", None)
+    if collect is None:
+        raise TypeError(f"{type(pl_module).__name__} has no collect_test_results(); the "
+                        "evaluation callbacks need lightning_modules.VideoRecognizer")
+    return collect()
+
+
+# ---- result files ----------------------------------------------------------------------------
+class TestPredictionsWriter(pl.Callback):
+    """After ``test``, write the per-video probabilities of every branch and the test metrics.
+
+    Files (global-zero rank): ``<dirpath>/<name>.pt`` (or ``.npz``, see
+    :mod:`lightning_modules.analysis.predictions`) and ``<dirpath>/<name>_metrics.json``
+    (``{"metrics": {...}, "num_videos": N}``) — the result files that ``cli.py analyze
+    contribution`` / ``compare`` read.
+
+    Args:
+        dirpath: default: the run's analysis folder (:class:`AnalysisReporter`).
+        name: file stem.
+        format: ``"pt"`` or ``"npz"``.
+    """
+
+    __test__ = False  # its name starts with "Test": keep pytest from collecting it
+
+    def __init__(self, dirpath: str | None = None, name: str = "test_predictions",
+                 format: str = "pt") -> None:
+        super().__init__()
+        if format not in ("pt", "npz"):
+            raise ValueError(f"format must be 'pt' or 'npz', got {format!r}")
+        self.dirpath, self.name, self.format = dirpath, name, format
+        self.path: Path | None = None
+        self.metrics_path: Path | None = None
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on_test_end runs after the module's on_test_epoch_end: metrics and results are final
+        results = getattr(pl_module, "test_results", None)
+        if results is None or not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if k.startswith("test/")}
+        directory = AnalysisReporter(trainer, self.dirpath).directory
+        names = class_names_of(trainer, pl_module, results.video[results.final].shape[1])
+        self.path = save_predictions(
+            directory / f"{self.name}.{self.format}",
+            video_ids=video_ids_of(records_of(trainer), results.index), index=results.index,
+            labels=results.label, class_names=names,
+            probs={b: results.probabilities(b) for b in results.branches}, final=results.final,
+            metrics=metrics)
+        self.metrics_path = directory / f"{self.name}_metrics.json"
+        self.metrics_path.write_text(json.dumps(
+            {"metrics": metrics, "num_videos": len(results), "final_branch": results.final},
+            indent=2, sort_keys=True))
+        rank_zero_info(f"TestPredictionsWriter: {self.path} and {self.metrics_path}")
+
+
+class VideoPredictionWriter(BasePredictionWriter):
+    """``predict``: per-video probabilities of every branch → one ``.pt`` or ``.npz`` file.
+
+    Each rank keeps its own batches; at the end of the epoch they are gathered, the
+    DistributedSampler's padding duplicates are dropped by dataset index, and the global-zero
+    rank writes ``output`` with video ids and class names (layout in
+    :mod:`lightning_modules.analysis.predictions`). Works whether or not the trainer returns
+    predictions.
+
+    Args:
+        output: file to write (suffix ``.pt`` or ``.npz``); relative paths are taken from the
+            run's analysis folder; default ``predictions.pt`` there.
+    """
+
+    def __init__(self, output: str = "predictions.pt") -> None:
+        super().__init__(write_interval="batch")
+        if Path(output).suffix not in (".pt", ".npz"):
+            raise ValueError(f"output must end in .pt or .npz, got {output!r}")
+        self.output = output
+        self.path: Path | None = None
+        self._parts: dict[str, list[Tensor]] = defaultdict(list)
+        self._final = ""
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._parts.clear()
+
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           prediction: Any, batch_indices: Sequence[int] | None, batch: Any,
+                           batch_idx: int, dataloader_idx: int) -> None:
+        self._final = str(prediction.get("final", ""))
+        self._parts["index"].append(prediction["index"].detach())
+        self._parts["label"].append(prediction["label"].detach())
+        for branch, probs in prediction["probs"].items():
+            self._parts[f"probs/{branch}"].append(probs.detach().float())
+
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._parts:
+            rank_zero_warn("VideoPredictionWriter: no predictions to write")
+            return
+        keys = [k for k in self._parts if k not in ("index", "label")]
+        gathered = [gather_variable(pl_module, torch.cat(self._parts[k]))
+                    for k in ("index", "label", *keys)]
+        index, label, *values = unique_by_index(*gathered)
+        self._parts.clear()
+        if not trainer.is_global_zero:
+            return
+        probs = {k.split("/", 1)[1]: v for k, v in zip(keys, values, strict=True)}
+        k = next(iter(probs.values())).shape[1]
+        output = Path(self.output)
+        if not output.is_absolute():
+            output = AnalysisReporter(trainer).directory / output
+        final = self._final if self._final in probs else next(iter(probs))
+        self.path = save_predictions(
+            output, video_ids=video_ids_of(records_of(trainer, "predict"), index), index=index,
+            labels=label, class_names=class_names_of(trainer, pl_module, k), probs=probs,
+            final=final)
+        rank_zero_info(f"VideoPredictionWriter: {len(index)} videos written to {self.path}")
+
+
+# ---- confusion analysis ----------------------------------------------------------------------
+class ConfusionAnalysis(pl.Callback):
+    """Most-confused pairs, per-class and per-group accuracy, and a baseline comparison.
+
+    After the test epoch (dfb §5.2): the confusion matrix of the final branch (image), the
+    ``top_pairs`` most-confused (true → predicted) pairs with counts (table, dfb Table 3),
+    per-class accuracy (table) and per-group accuracy given a class→group map (table and
+    ``test/group_acc1/<group>`` scalars). With ``baseline`` (a predictions file of another model
+    on the same test set, e.g. the GAP baseline's ``test_predictions.pt``), also the pairs this
+    model confuses less / more than the baseline with both counts (dfb Table 3), the per-group
+    improvement (dfb Table 2) and both confusion matrices side by side (dfb Fig. 3).
+
+    Args:
+        top_pairs: pairs to list.
+        symmetric: count ``a→b`` and ``b→a`` as one pair.
+        class_groups: ``{group: [classes]}`` or ``{class: group}``, or a JSON/CSV file of it;
+            default: the datamodule's ``class_groups`` when it has one (synthetic benchmark).
+        baseline: predictions file (``.pt``/``.npz``) of the model to compare against.
+        branch: branch to analyse (default: the head's final branch).
+        log_group_scalars: log per-group accuracy as scalars too.
+        dirpath: folder for PNG/CSV files (default: the run's analysis folder).
+
+    After the test, ``matrix``, ``pairs``, ``class_accuracy``, ``group_accuracy`` and
+    ``comparison`` hold the results.
+    """
+
+    def __init__(self, top_pairs: int = 10, symmetric: bool = False,
+                 class_groups: dict[str, list[str]] | dict[str, str] | str | None = None,
+                 baseline: str | None = None, branch: str | None = None,
+                 log_group_scalars: bool = True, dirpath: str | None = None) -> None:
+        super().__init__()
+        self.top_pairs, self.symmetric, self.branch = top_pairs, symmetric, branch
+        self.class_groups = class_groups
+        self.baseline = baseline
+        self.log_group_scalars = log_group_scalars
+        self.dirpath = dirpath
+        self.matrix: Tensor | None = None
+        self.pairs: list = []
+        self.class_accuracy: Tensor | None = None
+        self.group_accuracy: dict[str, float] = {}
+        self.comparison: dict[str, list] = {}
+
+    def _groups(self, trainer: pl.Trainer) -> ClassGroups | None:
+        if isinstance(self.class_groups, str):
+            return load_class_groups(self.class_groups)
+        if self.class_groups is not None:
+            return self.class_groups
+        return getattr(getattr(trainer, "datamodule", None), "class_groups", None)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = _results(pl_module)  # collective: every rank
+        branch = self.branch or results.final
+        k = results.video[branch].shape[1]
+        names = class_names_of(trainer, pl_module, k)
+        self.matrix = confusion_matrix(results.predictions(branch), results.label, k)
+        self.pairs = most_confused_pairs(self.matrix, names, self.top_pairs, self.symmetric)
+        self.class_accuracy = per_class_accuracy(self.matrix)
+        groups = self._groups(trainer)
+        self.group_accuracy = per_group_accuracy(self.matrix, names, groups) if groups else {}
+        if self.log_group_scalars:
+            # same values on every rank (gathered results): logged everywhere, no reduction
+            for group, value in self.group_accuracy.items():
+                if value == value:  # NaN: a group without test videos
+                    pl_module.log(f"test/group_acc1/{group}", value, sync_dist=False)
+        baseline_matrix = self._baseline_matrix(results, names, k) if self.baseline else None
+        if baseline_matrix is not None:
+            self.comparison = compare_confusions(baseline_matrix, self.matrix, names,
+                                                 self.top_pairs)
+            if groups:
+                self.comparison["groups"] = compare_group_accuracy(
+                    baseline_matrix, self.matrix, names, groups)
+        if trainer.is_global_zero:
+            self._report(trainer, names, baseline_matrix)
+
+    def _baseline_matrix(self, results: VideoResults, names: list[str], k: int) -> Tensor:
+        baseline = load_predictions(self.baseline)
+        if list(baseline["class_names"]) != names:
+            raise ValueError(f"baseline {self.baseline} has other classes than this model")
+        # align on dataset index: both files come from the same test split
+        position = {int(i): n for n, i in enumerate(baseline["index"].tolist())}
+        missing = [int(i) for i in results.index.tolist() if int(i) not in position]
+        if missing:
+            raise ValueError(f"baseline {self.baseline} lacks {len(missing)} of this test's "
+                             f"videos (dataset indices {missing[:5]}…)")
+        rows = torch.tensor([position[int(i)] for i in results.index.tolist()], dtype=torch.long)
+        base_probs = baseline["probs"][baseline["final"]][rows]
+        return confusion_matrix(base_probs.argmax(-1), results.label.cpu(), k)
+
+    def _report(self, trainer: pl.Trainer, names: list[str], baseline: Tensor | None) -> None:
+        report = AnalysisReporter(trainer, self.dirpath)
+        assert self.matrix is not None and self.class_accuracy is not None
+        report.image("test/confusion_matrix", confusion_figure(self.matrix, names))
+        report.table("test/most_confused_pairs", ["true", "predicted", "videos", "of", "rate"],
+                     [[p.true, p.predicted, p.count, p.of, p.rate] for p in self.pairs])
+        sizes = self.matrix.sum(1)
+        report.table("test/per_class_accuracy", ["class", "accuracy", "videos"],
+                     [[n, float(a), int(s)] for n, a, s in
+                      zip(names, self.class_accuracy.tolist(), sizes.tolist(), strict=True)])
+        if self.group_accuracy:
+            report.table("test/per_group_accuracy", ["group", "accuracy"],
+                         [[g, a] for g, a in self.group_accuracy.items()])
+        if baseline is not None:
+            for kind in ("improved", "worsened"):
+                report.table(f"test/confusion_{kind}_vs_baseline",
+                             ["true", "predicted", "baseline", "model", "change"],
+                             [[r.true, r.predicted, r.baseline, r.model, r.change]
+                              for r in self.comparison[kind]])
+            if "groups" in self.comparison:
+                report.table("test/group_accuracy_vs_baseline",
+                             ["group", "baseline", "model", "improvement"],
+                             [list(r) for r in self.comparison["groups"]])
+            report.image("test/confusion_vs_baseline",
+                         compare_confusion_figure(baseline, self.matrix, names))
+        lines = [f"  {p.true} → {p.predicted}: {p.count}/{p.of}" for p in self.pairs[:5]]
+        rank_zero_info("ConfusionAnalysis: most-confused pairs\n" + "\n".join(lines)
+                       + (f"\n  files in {report.directory}" if report.written else ""))
+
+
+# ---- accuracy vs number of clips -------------------------------------------------------------
+class AccuracyVsClips(pl.Callback):
+    """Video accuracy with 1, 2, … of the test clips, from the one pass over all views
+    (unified-analysis Fig. 8, left).
+
+    For ``k`` clips it averages all crops of ``k`` clips spread evenly over the video (see
+    :func:`~lightning_modules.evaluation.subset_clip_indices`). Logs
+    ``test/acc1_video_clips<k>`` and ``test/acc5_video_clips<k>``, a line plot and a table.
+
+    Args:
+        crops: spatial crops per clip; default: the datamodule's ``test_crops`` (else 1).
+        branch: default: the head's final branch.
+        dirpath: folder for PNG/CSV files.
+    """
+
+    def __init__(self, crops: int | None = None, branch: str | None = None,
+                 dirpath: str | None = None) -> None:
+        super().__init__()
+        self.crops, self.branch, self.dirpath = crops, branch, dirpath
+        self.top1: dict[int, float] = {}
+        self.top5: dict[int, float] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "test":
+            pl_module.keep_view_logits = True  # the [N, V, K] logits are needed here only
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = _results(pl_module)
+        branch = self.branch or results.final
+        if branch not in results.views:
+            rank_zero_warn("AccuracyVsClips: no per-view logits kept; skipped")
+            return
+        crops = self.crops or int(getattr(getattr(trainer, "datamodule", None), "test_crops", 1))
+        views, label = results.views[branch], results.label
+        how = getattr(pl_module, "test_average", "prob")
+        self.top1 = accuracy_vs_clips(views, label, crops, how, top_k=1)
+        self.top5 = accuracy_vs_clips(views, label, crops, how, top_k=5)
+        for k in self.top1:
+            pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=False)
+            pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=False)
+        if trainer.is_global_zero:
+            report = AnalysisReporter(trainer, self.dirpath)
+            report.image("test/accuracy_vs_clips", accuracy_vs_clips_figure(
+                {f"{branch} ({crops} crop{'s' if crops > 1 else ''})": self.top1}))
+            report.table("test/accuracy_vs_clips", ["clips", "views", "acc1", "acc5"],
+                         [[k, k * crops, self.top1[k], self.top5[k]] for k in self.top1])
+
+
+# ---- reversed frame order --------------------------------------------------------------------
+class ReversedTimeEvaluation(pl.Callback):
+    """After the normal test pass, test again on the same videos with frames in reversed order
+    (s3d Table 1). Logs ``test/acc1_video_reversed``, ``test/acc5_video_reversed`` and
+    ``test/mean_class_acc_reversed`` (final branch), beside the normal ``test/acc1_video``.
+
+    The second pass reuses the test loader's sampler (so DDP shards stay as they were) on a copy
+    of its dataset with ``reverse_time`` flipped; results are gathered and de-duplicated like
+    the normal ones. A 2D model with average consensus scores the same both ways; a model that
+    uses the arrow of time does not. (``--data.init_args.reverse_time=true`` gives the reversed
+    test alone.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics: dict[str, float] = {}
+
+    def _reversed_loader(self, trainer: pl.Trainer) -> DataLoader:
+        loaders = trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, Sequence) else loaders
+        dataset = copy.copy(loader.dataset)
+        if not hasattr(dataset, "reverse_time"):
+            raise TypeError(f"ReversedTimeEvaluation: {type(dataset).__name__} has no "
+                            "reverse_time flag (use datamodules.VideoDataset)")
+        dataset.reverse_time = not dataset.reverse_time
+        # a fresh loader: persistent workers hold the old dataset object
+        return DataLoader(dataset, batch_size=loader.batch_size, sampler=loader.sampler,
+                          num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                          pin_memory=loader.pin_memory)
+
+    @torch.no_grad()
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        final = _results(pl_module).final
+        limit = trainer.num_test_batches[0] if trainer.num_test_batches else float("inf")
+        parts: dict[str, list[Tensor]] = defaultdict(list)
+        for batch_idx, batch in enumerate(self._reversed_loader(trainer)):
+            if batch_idx >= limit:
+                break
+            batch = pl_module._apply_batch_transfer_handler(batch)
+            views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
+            logits, _ = pl_module._view_logits(views)
+            parts["index"].append(batch["index"])
+            parts["label"].append(batch["label"])
+            parts["video"].append(average_views(logits[final], pl_module.test_average))
+        gathered = [gather_variable(pl_module, torch.cat(parts[k]))
+                    for k in ("index", "label", "video")]
+        _, label, video = unique_by_index(*gathered)
+        k = video.shape[1]
+        correct = video.argmax(-1) == label
+        top5 = video.topk(min(5, k), -1).indices
+        per_class = per_class_accuracy(confusion_matrix(video.argmax(-1), label, k))
+        self.metrics = {
+            "test/acc1_video_reversed": float(correct.float().mean()),
+            "test/acc5_video_reversed": float((top5 == label[:, None]).any(-1).float().mean()),
+            "test/mean_class_acc_reversed": float(per_class[~per_class.isnan()].mean()),
+        }
+        pl_module.log_dict(self.metrics, sync_dist=False)
+
+
+__all__ = [
+    "AccuracyVsClips",
+    "ConfusionAnalysis",
+    "ReversedTimeEvaluation",
+    "TestPredictionsWriter",
+    "VideoPredictionWriter",
+    "class_names_of",
+    "records_of",
+    "video_ids_of",
+]

@@ -1,0 +1,142 @@
+"""Bad input gets an error that names the file (and line) and says what is wrong."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from datamodules import (
+    AnnotationError,
+    HMDB51DataModule,
+    KineticsDataModule,
+    SomethingSomethingV1DataModule,
+    SomethingSomethingV2DataModule,
+    UCF101DataModule,
+    VideoFolderDataModule,
+)
+from tests import fixtures_datasets as fx
+from tests.test_datasets_formats import SMALL
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory: pytest.TempPathFactory) -> fx.Fixture:
+    return fx.build_ucf101(tmp_path_factory.mktemp("ucf"))
+
+
+@pytest.fixture(scope="module")
+def ssv1(tmp_path_factory: pytest.TempPathFactory) -> fx.Fixture:
+    return fx.build_ssv1(tmp_path_factory.mktemp("ssv1"))
+
+
+def copy_annotations(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.avi", "*.webm", "*.mp4",
+                                                            "*.jpg"))
+    return dst
+
+
+def test_missing_annotation_names_paths_tried_and_files_found(tmp_path) -> None:
+    (tmp_path / "README.txt").write_text("hello")
+    dm = UCF101DataModule(str(tmp_path), **SMALL)
+    with pytest.raises(AnnotationError) as error:
+        _ = dm.classes
+    message = str(error.value)
+    assert str(tmp_path / "classInd.txt") in message and "README.txt" in message
+    with pytest.raises(AnnotationError, match="does not exist"):
+        _ = KineticsDataModule(str(tmp_path / "nowhere"), **SMALL).classes
+
+
+def test_unknown_class_names_file_and_line(ucf, tmp_path) -> None:
+    ann = copy_annotations(ucf.annotation_dir, tmp_path / "ann")
+    testlist = ann / "ucfTrainTestlist" / "testlist01.txt"
+    lines = testlist.read_text().splitlines()
+    lines[1] = "JugglingBalls/v_JugglingBalls_g01_c01.avi"
+    fx.write_text(testlist, lines, newline="\r\n")
+    dm = UCF101DataModule(str(ucf.data_dir), annotation_dir=str(ann), **SMALL)
+    with pytest.raises(AnnotationError, match=re.escape(f"{testlist}:2") + ".*JugglingBalls"):
+        dm.build_records("test")
+
+
+def test_ssv1_label_missing_from_labels_file(ssv1, tmp_path) -> None:
+    ann = copy_annotations(ssv1.annotation_dir, tmp_path / "ann")
+    fx.write_text(ann / "something-something-v1-train.csv",
+                  ["100;Holding something", "101;Pushing something from top to bottom"])
+    dm = SomethingSomethingV1DataModule(str(ssv1.data_dir), annotation_dir=str(ann), **SMALL)
+    with pytest.raises(AnnotationError, match=r"v1-train\.csv:2.*from top to bottom"):
+        dm.build_records("train")
+
+
+def test_kinetics_bad_rows(tmp_path) -> None:
+    header = "label,youtube_id,time_start,time_end,split"
+    fx.write_text(tmp_path / "train.csv", [header, "abseiling,abc,1,11,train",
+                                           "abseiling,def,one,11,train"])
+    dm = KineticsDataModule(str(tmp_path), **SMALL)
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: time_start"):
+        dm.build_records("train")
+    # an unquoted label with a comma shifts the columns
+    fx.write_text(tmp_path / "train.csv", [header, "tying bow tie, or knot,abc,1,11,train"])
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: 6 fields"):
+        _ = KineticsDataModule(str(tmp_path), **SMALL).classes
+    fx.write_text(tmp_path / "train.csv", ["label,id,start", "a,b,1"])
+    with pytest.raises(AnnotationError, match=r"train\.csv:1: header .* lacks"):
+        _ = KineticsDataModule(str(tmp_path), **SMALL).classes
+
+
+def test_hmdb_bad_mark_and_missing_split_files(tmp_path) -> None:
+    fx.write_text(tmp_path / "run_test_split1.txt", ["a.avi 1 ", "b.avi 7 "])
+    dm = HMDB51DataModule(str(tmp_path), **SMALL)
+    assert dm.classes == ["run"]
+    with pytest.raises(AnnotationError, match=r"run_test_split1\.txt:2: expected"):
+        dm.build_records("train")
+    with pytest.raises(AnnotationError, match="_test_split2.txt.*run_test_split1.txt"):
+        _ = HMDB51DataModule(str(tmp_path), split=2, **SMALL).classes
+
+
+def test_ssv2_invalid_json_names_line(tmp_path) -> None:
+    (tmp_path / "labels.json").write_text('{\n "Holding something": "0",\n oops\n}')
+    with pytest.raises(AnnotationError, match=r"labels\.json:3: invalid JSON"):
+        _ = SomethingSomethingV2DataModule(str(tmp_path), **SMALL).classes
+
+
+def test_empty_split_is_an_error(ucf, tmp_path) -> None:
+    ann = copy_annotations(ucf.annotation_dir, tmp_path / "ann")
+    fx.write_text(ann / "ucfTrainTestlist" / "testlist01.txt", [""], newline="\r\n")
+    dm = UCF101DataModule(str(ucf.data_dir), annotation_dir=str(ann), **SMALL)
+    with pytest.raises(ValueError, match="'test' split is empty"):
+        dm.setup("test")
+    # every listed video missing: empty too, and the message says where it looked
+    dm = UCF101DataModule(str(tmp_path / "no_videos"), annotation_dir=str(ann), **SMALL)
+    (tmp_path / "no_videos").mkdir()
+    with pytest.warns(UserWarning, match="6 of 6 train videos"), \
+            pytest.raises(ValueError, match="none found under .*no_videos"):
+        dm.setup("fit")
+
+
+def test_on_missing_raise(ssv1) -> None:
+    dm = SomethingSomethingV1DataModule(str(ssv1.data_dir), annotation_dir=str(ssv1.annotation_dir),
+                                        on_missing="raise", **SMALL)
+    with pytest.raises(FileNotFoundError, match="999999"):
+        dm.build_records("val")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"split": 4}, {"classes_subset": 0}, {"max_per_class": 0},
+    {"max_per_class": {"training": 3}}, {"on_missing": "ignore"}, {"flip_label_map": "mirror"},
+])
+def test_bad_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        UCF101DataModule("/data/ucf101", **{**SMALL, **kwargs})
+
+
+def test_subset_names_unknown_class(ucf) -> None:
+    dm = UCF101DataModule(str(ucf.data_dir), annotation_dir=str(ucf.annotation_dir),
+                          classes_subset=["Basketball", "Bowling"], **SMALL)
+    with pytest.raises(AnnotationError, match="Bowling"):
+        _ = dm.classes
+
+
+def test_folder_without_class_folders(tmp_path) -> None:
+    with pytest.raises(AnnotationError, match="no class folders"):
+        _ = VideoFolderDataModule(str(tmp_path), **SMALL).classes

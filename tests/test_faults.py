@@ -1,0 +1,107 @@
+"""Broken videos never stop a run: warned once by name, counted, replaced; or fatal on request."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from datamodules import SyntheticFineGrainedDataModule, VideoDataModule, VideoDataset, VideoRecord
+from datamodules.decoders import DecodeError, get_decoder
+from datamodules.transforms import TestViews, TrainTransform
+from lightning_modules import VideoRecognizer
+from models import GAPHead, VideoResNet
+from tests.conftest import TINY_SYNTHETIC
+
+
+def faulty_records(good: list[VideoRecord], folder: Path) -> list[VideoRecord]:
+    """One record of each fault, then the good ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    not_video = folder / "notes.mp4"
+    not_video.write_text("this is not a video\n" * 50)
+    truncated = folder / "truncated.mp4"
+    data = Path(good[0].path).read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    overclaimed = folder / "overclaimed.mp4"
+    shutil.copy(good[1].path, overclaimed)
+    return [
+        VideoRecord(path=str(folder / "missing.mp4"), label=0),
+        VideoRecord(path=str(empty), label=0),
+        VideoRecord(path=str(not_video), label=1),
+        VideoRecord(path=str(truncated), label=1),
+        # the annotation claims far more frames than the file holds
+        VideoRecord(path=str(overclaimed), label=1, num_frames=500),
+        *good,
+    ]
+
+
+@pytest.fixture(scope="module")
+def good_records(synthetic_root) -> list[VideoRecord]:
+    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+    return dm.build_records("train")
+
+
+def make_dataset(records, on_error: str) -> VideoDataset:
+    return VideoDataset(
+        records, get_decoder("pyav"), mode="train", sampling="dense", num_frames=4,
+        frame_interval=2, train_transform=TrainTransform(32, 36), test_views=TestViews(32, 36, 1),
+        on_error=on_error,
+    )
+
+
+def test_each_fault_is_skipped_warned_once_and_counted(good_records, tmp_path) -> None:
+    records = faulty_records(good_records, tmp_path)
+    dataset = make_dataset(records, "warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = [dataset[i] for i in range(len(dataset))]
+        again = [dataset[i] for i in range(5)]
+    messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
+    for name in ("missing", "empty", "notes", "truncated", "overclaimed"):
+        assert sum(name in m for m in messages) == 1, (name, messages)
+    # the first five samples each stood in for a broken record
+    assert [s["skipped"] for s in samples[:5]] == [5, 4, 3, 2, 1]
+    assert all(s["skipped"] == 0 for s in samples[5:])
+    assert all(s["video"].shape == (3, 4, 32, 32) for s in samples + again)
+
+
+@pytest.mark.parametrize("position", range(5))
+def test_on_error_raise_names_the_file(good_records, tmp_path, position) -> None:
+    records = faulty_records(good_records, tmp_path)
+    with pytest.raises(DecodeError, match=Path(records[position].path).name):
+        make_dataset(records, "raise")[position]
+
+
+class FaultyDataModule(VideoDataModule):
+    def __init__(self, records: list[VideoRecord], **kwargs) -> None:
+        super().__init__(data_dir="unused", **kwargs)
+        self._records = records
+
+    @property
+    def classes(self) -> list[str]:
+        return ["a", "b", "c", "d"]
+
+    def build_records(self, split):
+        return self._records
+
+
+def test_short_fit_survives_broken_videos_and_logs_the_count(good_records, tmp_path) -> None:
+    dm = FaultyDataModule(
+        faulty_records(good_records, tmp_path / "faults"), num_frames=4, batch_size=4,
+        num_workers=0, train_crop_size=32, test_crop_size=32, short_side=36,
+    )
+    model = VideoRecognizer(VideoResNet(depth=18, temporal="i3d", width_multiplier=0.125),
+                            GAPHead, num_classes=4,
+                            optimizer=lambda p: torch.optim.SGD(p, lr=0.01))
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         limit_val_batches=1, default_root_dir=tmp_path)
+    with pytest.warns(UserWarning, match="unreadable"):
+        trainer.fit(model, dm)
+    assert trainer.callback_metrics["train/skipped_videos"] > 0
