@@ -32,6 +32,8 @@ class SaveRunConfig(SaveConfigCallback):
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config))
         logger = trainer.logger
+        if logger is None:  # nothing to attach the file to; don't litter the working folder
+            return
         if isinstance(logger, WandbLogger):
             run_dir = Path(logger.experiment.dir)
         else:
@@ -39,8 +41,7 @@ class SaveRunConfig(SaveConfigCallback):
         run_dir.mkdir(parents=True, exist_ok=True)
         self.parser.save(self.config, run_dir / self.config_filename, overwrite=True,
                          multifile=self.multifile)
-        if logger is not None:
-            logger.log_hyperparams({"config": config})
+        logger.log_hyperparams({"config": config})
         rank_zero_info(f"resolved config saved to {run_dir / self.config_filename}")
 
 

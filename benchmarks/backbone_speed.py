@@ -6,9 +6,10 @@ FLOPs are equal, see ``benchmarks/complexity.py``).
     python -m benchmarks.backbone_speed --frames 16 --layouts contiguous channels_last_3d
 
 Each round times every model once, interleaved, and a model's figure is its fastest round: on a
-shared CPU contention only ever adds time, so the minimum is the least noisy estimate. The loss
-is a mean over the last feature map (ours: ``stage5``; torchvision: its logits, whose avg-pool +
-fc cost is negligible), so both run the same convolutions forward and backward.
+shared CPU contention only ever adds time, so the minimum is the least noisy estimate. Both wall
+time and process CPU time are reported; on a loaded machine the CPU time is the steadier one.
+The loss is a mean over the last feature map (ours: ``stage5``; torchvision: its logits, whose
+avg-pool + fc cost is negligible), so both run the same convolutions forward and backward.
 """
 
 from __future__ import annotations
@@ -63,17 +64,20 @@ def main() -> None:
             steps[f"torchvision {name}"] = step_fn(theirs.train().to(memory_format=fmt))
         for step in steps.values():  # warm-up: one-off kernel selection and allocation
             step(xin)
-        best = dict.fromkeys(steps, float("inf"))
+        wall = dict.fromkeys(steps, float("inf"))
+        cpu = dict.fromkeys(steps, float("inf"))
         for _ in range(args.rounds):
             for key, step in steps.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 step(xin)
-                best[key] = min(best[key], time.perf_counter() - start)
-        print(f"\n[{layout}]")
+                wall[key] = min(wall[key], time.perf_counter() - start)
+                cpu[key] = min(cpu[key], time.process_time() - start_cpu)
+        print(f"\n[{layout}]          wall: ours / torchvision = ratio    "
+              f"CPU time: ours / torchvision = ratio")
         for name in pairs:
-            ours_s, tv_s = best[f"ours {name}"], best[f"torchvision {name}"]
-            print(f"{name:12} ours {ours_s:7.3f} s   torchvision {tv_s:7.3f} s   "
-                  f"ratio {ours_s / tv_s:5.3f}×")
+            a, b = f"ours {name}", f"torchvision {name}"
+            print(f"{name:12} {wall[a]:7.3f} / {wall[b]:7.3f} s = {wall[a] / wall[b]:5.3f}×"
+                  f"        {cpu[a]:7.3f} / {cpu[b]:7.3f} s = {cpu[a] / cpu[b]:5.3f}×")
 
 
 if __name__ == "__main__":

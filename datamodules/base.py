@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -236,7 +237,8 @@ class AnnotatedVideoDataModule(VideoDataModule):
         annotation_dir: the official annotation / split files (default ``data_dir``); they may
             sit in a sub-folder up to two levels down, as the archives ship them.
         classes_subset: train on some classes only: a list of class names, a file with one name
-            per line, or an int ``N`` for ``N`` classes drawn with ``subset_seed``. Kept classes
+            per line (a relative path is also looked up in ``annotation_dir``), or an int ``N``
+            for ``N`` classes drawn with ``subset_seed``. Kept classes
             keep the dataset's class order and are relabelled ``0..N-1``.
         max_per_class: keep at most this many (present) videos per class: an int for every
             split or ``{split: n}`` (e.g. ``{"train": 400, "val": 25}``); drawn with
@@ -299,11 +301,10 @@ class AnnotatedVideoDataModule(VideoDataModule):
             if not names:
                 raise AnnotationError(f"{type(self).__name__}: the class list is empty "
                                       f"(annotation_dir={self.annotation_dir})")
-            seen: set[str] = set()
-            twice = [n for n in names if n in seen or seen.add(n)]
+            twice = sorted(name for name, count in Counter(names).items() if count > 1)
             if twice:
                 raise AnnotationError(f"{type(self).__name__}: class names listed twice: "
-                                      f"{sorted(set(twice))[:5]}")
+                                      f"{twice[:5]}")
             self._all_classes = names
         return self._all_classes
 
@@ -336,8 +337,12 @@ class AnnotatedVideoDataModule(VideoDataModule):
             return sorted(random.Random(self.subset_seed).sample(range(len(full)), subset))
         if isinstance(subset, str):
             path = os.path.expanduser(subset)
+            if not os.path.isfile(path) and not os.path.isabs(path):
+                # a relative name may refer to a list kept beside the annotations
+                path = os.path.join(self.annotation_dir, path)
             if not os.path.isfile(path):
-                raise AnnotationError(f"classes_subset file not found: {path}")
+                raise AnnotationError(f"classes_subset file not found: {subset} (also looked "
+                                      f"in {self.annotation_dir})")
             names, source = read_name_list(path), path
         else:
             names, source = list(subset), "classes_subset"
@@ -367,12 +372,13 @@ class AnnotatedVideoDataModule(VideoDataModule):
         """
         frames = self.video_backend == "frames"
         direct = os.path.join(self.data_dir, name)
+        root, ext = os.path.splitext(direct)
         if frames:
-            root, ext = os.path.splitext(direct)
             direct = root if ext.lower() in VIDEO_EXTENSIONS else direct
             if os.path.isdir(direct):
                 return direct
-        elif os.path.isfile(direct):
+        elif ext.lower() in VIDEO_EXTENSIONS and os.path.isfile(direct):
+            # a bare name (Kinetics) is never a file as such: skip the stat, go to the index
             return direct
         stem = os.path.basename(name.replace("\\", "/"))
         # strip only a real video extension: ids and names may contain dots of their own
@@ -427,11 +433,11 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if missing:
             self._report_missing(split, missing, len(entries))
         if not records:
-            where = entries[0].where.rsplit(":", 1)[0] if entries else self.annotation_dir
+            where = f" (first: {entries[0].where})" if entries and entries[0].where else ""
             raise ValueError(
-                f"{type(self).__name__}: the {split!r} split is empty: {listed} videos listed "
-                f"in {where}, {len(entries)} in the kept classes, none found under "
-                f"{self.data_dir}")
+                f"{type(self).__name__}: the {split!r} split is empty: {listed} videos listed"
+                f"{where}, {len(entries)} in the kept classes, none found under "
+                f"{self.data_dir} (annotations: {self.annotation_dir})")
         return records
 
     @staticmethod
@@ -458,7 +464,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if self.on_missing == "raise":
             raise FileNotFoundError(message)
         # rank zero only: under DDP every rank builds the same records
-        rank_zero_warn(message, stacklevel=3)
+        rank_zero_warn(message, stacklevel=7)  # points at the caller of build_records
 
     def _cap_per_class(
         self, split: str, source: str, records: list[VideoRecord]

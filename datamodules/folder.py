@@ -90,7 +90,12 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
         return None
 
     def _split_layout(self) -> bool:
-        return self._split_dir("train") is not None and self._split_dir("val") is not None
+        train, val = self._split_dir("train"), self._split_dir("val")
+        if train is not None and val is None:
+            # else "train" would silently become a class of layouts 2/3
+            raise AnnotationError(f"{train} exists but no val/ or validation/ beside it: give "
+                                  "both split folders, or neither")
+        return train is not None
 
     def _videos(self, folder: str) -> list[str]:
         """Names of the videos directly inside ``folder``, sorted."""

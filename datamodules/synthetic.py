@@ -80,8 +80,13 @@ def render_video(
     size: int = 64,
     num_frames: int = 16,
     noise: float = 12.0,
+    mark_contrast: float = 1.0,
 ) -> np.ndarray:
-    """Draw one video of ``class_name``: ``uint8 [T, size, size, 3]``."""
+    """Draw one video of ``class_name``: ``uint8 [T, size, size, 3]``.
+
+    ``mark_contrast`` in (0, 1] blends the mark's colour towards the square's: 1 (default) draws
+    the plain black/white mark, smaller values make the local detail fainter (harder).
+    """
     context, mark, motion = class_name.split("-")
     mark = mark.removeprefix("mark_")
     if context not in CONTEXTS or mark not in MARKS or motion not in MOTIONS:
@@ -89,6 +94,8 @@ def render_video(
     background = _background(context, size, rng)
     colour = rng.uniform(150, 255, 3) * rng.permutation([1.0, 0.7, 0.3])
     mark_colour = np.zeros(3) if colour.mean() > 110 else np.full(3, 255.0)
+    if mark_contrast != 1.0:
+        mark_colour = colour + mark_contrast * (mark_colour - colour)
     # the "grow" trajectory; "shrink" plays the very same frames backwards
     t = np.linspace(0, 1, num_frames)
     side = size * (rng.uniform(0.16, 0.22) + rng.uniform(0.14, 0.2) * t)
@@ -144,6 +151,7 @@ def generate_benchmark(
     size: int,
     frames_per_video: int,
     noise: float,
+    mark_contrast: float = 1.0,
 ) -> Path:
     """Write every split's videos and a ``manifest.json`` under ``root``; return ``root``.
 
@@ -164,7 +172,7 @@ def generate_benchmark(
             for i in range(count):
                 rng = np.random.default_rng([seed, _SPLIT_SEEDS[split], label, i])
                 frames = render_video(name, rng, size=size, num_frames=frames_per_video,
-                                      noise=noise)
+                                      noise=noise, mark_contrast=mark_contrast)
                 relative = f"{split}/{name}/{split}_{label:02d}_{i:04d}.mp4"
                 write_video(staging / relative, frames)
                 entries.append({"path": relative, "label": label, "num_frames": frames_per_video})
@@ -190,6 +198,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         train_per_class / val_per_class / test_per_class: videos per class and split.
         size: frame side in pixels; frames_per_video: length of every video.
         noise: std of per-pixel Gaussian noise (0–255 scale): the difficulty knob.
+        mark_contrast: in (0, 1]; below 1 the local-detail mark is blended towards the square's
+            colour, making the local-detail pairs harder (1: the original benchmark).
         **kwargs: the common arguments of ``VideoDataModule``.
     """
 
@@ -219,6 +229,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
         reverse_time: bool = False,
+        mark_contrast: float = 1.0,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -240,6 +251,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         )
         if not 1 <= num_contexts <= len(CONTEXTS):
             raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")
+        if not 0.0 < mark_contrast <= 1.0:
+            raise ValueError(f"mark_contrast must be in (0, 1], got {mark_contrast}")
         self.generation = {
             "seed": seed,
             "num_contexts": num_contexts,
@@ -249,6 +262,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             "frames_per_video": frames_per_video,
             "noise": noise,
         }
+        if mark_contrast != 1.0:  # only then: the cache key of every existing setting stays
+            self.generation["mark_contrast"] = mark_contrast
         key = hashlib.sha1(json.dumps(self.generation, sort_keys=True).encode()).hexdigest()[:10]
         self.root = Path(self.data_dir) / f"synthetic-{key}"
 

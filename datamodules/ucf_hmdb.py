@@ -81,7 +81,7 @@ class UCF101DataModule(AnnotatedVideoDataModule):
         path = self._file("classInd.txt", "UCF101 class index")
         by_number: dict[int, str] = {}
         for line, text in read_lines(path):
-            number, _, name = text.partition(" ")
+            number, _, name = text.replace("\t", " ").partition(" ")
             if not number.isdigit() or not name.strip():
                 raise AnnotationError(f"{path}:{line}: expected '<number> <Class>', got "
                                       f"{text!r}")

@@ -140,3 +140,9 @@ def test_subset_names_unknown_class(ucf) -> None:
 def test_folder_without_class_folders(tmp_path) -> None:
     with pytest.raises(AnnotationError, match="no class folders"):
         _ = VideoFolderDataModule(str(tmp_path), **SMALL).classes
+
+
+def test_folder_train_without_val(tmp_path) -> None:
+    fx.tiny_video(tmp_path / "train" / "cat" / "a.mp4")
+    with pytest.raises(AnnotationError, match="no val/"):
+        _ = VideoFolderDataModule(str(tmp_path), **SMALL).classes

@@ -229,3 +229,21 @@ def test_folder_split_files_and_frame_folders(tmp_path) -> None:
         ("v0", 1, 6), ("v0", 0, 6)]
     dm.setup("fit")
     assert tuple(next(iter(dm.train_dataloader()))["video"].shape) == (2, 3, 4, 16, 16)
+
+
+def test_kinetics_from_extracted_frame_folders_with_a_template(built, tmp_path) -> None:
+    # `datamodules.prepare frames` mirrors the tree, one folder per video named after it
+    f = built["kinetics"]
+    for video in f.data_dir.rglob("*.mp4"):
+        target = tmp_path / video.relative_to(f.data_dir).with_suffix("")
+        fx.frame_folder(target, seed=0, num_frames=7, template="img_{:05d}.jpg")
+    dm = KineticsDataModule(str(tmp_path), annotation_dir=str(f.annotation_dir),
+                            video_backend="frames",
+                            decoder_options={"template": "img_{:05d}.jpg"}, **SMALL)
+    with pytest.warns(UserWarning, match="frame folders not found"):
+        records = dm.build_records("train")
+        dm.setup("fit")
+    # the untrimmed source cannot be trimmed as frames: reported missing, the rest are found
+    assert len(records) == 7 and dm.missing["train"] == ["-x_31Ab-Q_000000_000001"]
+    assert {r.num_frames for r in records} == {7}
+    assert tuple(next(iter(dm.train_dataloader()))["video"].shape) == (2, 3, 4, 16, 16)

@@ -143,6 +143,20 @@ def test_fallback_paths_give_the_same_frames(format_files, monkeypatch):
     assert sequential.num_frames(_rec(path)) == 53
 
 
+def test_variable_frame_rate(tmp_path):
+    """Irregular timestamps: indices follow decode order, trimming follows real time."""
+    times_ms = [0, 40, 80, 200, 240, 600, 640, 680, 1000, 1300]
+    path = V.write_vfr(tmp_path / "vfr.mkv", times_ms)
+    ref = V.reference_frames(path)
+    assert [round(t * 1000) for t in V.frame_times(path)] == times_ms
+    decoder = get_decoder("pyav")
+    assert decoder.num_frames(_rec(path)) == 10
+    _assert_matches(decoder, path, [9, 0, 5, 4, 8], ref)
+    window = _rec(path, start_sec=0.2, end_sec=0.65)  # 200, 240, 600, 640 ms
+    assert decoder.num_frames(window) == 4
+    np.testing.assert_array_equal(decoder.read(window, [2])[0].numpy(), ref[5])
+
+
 def test_webm_has_no_header_count(format_files):
     path, ref = format_files["vp9.webm"]
     assert V.header_frames(path) == 0
@@ -296,5 +310,6 @@ def test_decoder_in_forked_workers(format_files):
     )
     out = torch.cat(list(loader))
     np.testing.assert_array_equal(out.numpy(), ref[:12])
+    decoder.read(_rec(path), [0])  # now it also holds a (C) swscale context
     clone = pickle.loads(pickle.dumps(decoder))  # spawn-style workers pickle the decoder
     _assert_matches(clone, path, [5], ref)

@@ -69,7 +69,8 @@ def test_lying_and_cut_files(tmp_path):
     V.set_avi_frame_count(lying, 130)
     cut = V.truncate(V.write_video(tmp_path / "full.mkv", 40, codec="libx264", gop=10,
                                    bframes=2), 0.6, tmp_path / "cut.mkv")
-    paths = [lying, cut]
+    vfr = V.write_vfr(tmp_path / "vfr.mkv", [0, 40, 80, 200, 240, 600, 640, 680, 1000, 1300])
+    paths = [lying, cut, vfr]
     if V.ffmpeg_cli() is not None:
         source = V.write_video(tmp_path / "src.mp4", 50, codec="libx264", gop=20, bframes=3)
         paths.append(V.cut_with_edit_list(source, tmp_path / "edit_list.mp4", 0.5))
@@ -82,6 +83,7 @@ def test_lying_and_cut_files(tmp_path):
             np.testing.assert_array_equal(out[i], ref[j])
         with pytest.raises(DecodeError):
             decoder.read(_rec(path), [n])
+    assert decoder.fallbacks <= 1  # the AVI (decode-order timestamps) may need PyAV
 
 
 @needs_torchcodec

@@ -173,14 +173,19 @@ def test_visualisations_draw_filters_masks_and_similarity(synthetic_root, tmp_pa
 
 
 def test_wandb_logger_gets_images_and_tables(synthetic_root, tmp_path) -> None:
+    import wandb
     from pytorch_lightning.loggers import WandbLogger
 
     dm = datamodule(synthetic_root, test_clips=1, test_crops=1)
     logger = WandbLogger(project="finegrain-test", save_dir=str(tmp_path), offline=True)
-    analysis = ConfusionAnalysis()
-    trainer(tmp_path, [analysis], logger).test(tiny_model(dm.num_classes), dm)
-    files = Path(logger.experiment.dir)
-    logger.experiment.finish()
+    try:
+        trainer(tmp_path, [ConfusionAnalysis()], logger).test(tiny_model(dm.num_classes), dm)
+        files = Path(logger.experiment.dir)
+        logger.experiment.finish()
+    finally:
+        # stop this process's W&B service and drop WANDB_SERVICE from os.environ: CLI
+        # subprocesses of later tests would otherwise attach to it instead of their own
+        wandb.teardown()
     # the PNG/CSV copies sit in the run's own files folder (uploaded with it)
     assert_image(files / "analysis" / "test_confusion_matrix.png")
     media = list(files.rglob("*.table.json")) + list(files.rglob("media/images/*.png"))

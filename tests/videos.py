@@ -97,6 +97,26 @@ def write_video(
     return path
 
 
+def write_vfr(path: str | Path, times_ms: list[int]) -> Path:
+    """H.264 (B-frames, GOP 4) whose frames sit at the given irregular times (milliseconds):
+    a variable-frame-rate file, as phones and screen recorders write."""
+    path = Path(path)
+    frames = pattern(len(times_ms))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"bf": "2", "g": "4"}
+        for t, array in zip(times_ms, frames, strict=True):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def h264_bframes_long_gop(path: str | Path, num_frames: int = 60, **kwargs) -> Path:
     """H.264 with B-frames (reordered timestamps) and one key frame every 25 frames."""
     return write_video(path, num_frames, codec="libx264", gop=25, bframes=3, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -95,3 +96,14 @@ class LRUCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+
+def quiet_image_codec_deprecation() -> None:
+    """torchvision 0.29 deprecates its image codecs (in favour of torchcodec's) with a warning on
+    every call; they stay the dependency-free JPEG path here (torchcodec is optional), so only
+    that warning is silenced."""
+    warnings.filterwarnings(
+        "ignore",
+        message="The image decoding and encoding capabilities of TorchVision are deprecated",
+        category=DeprecationWarning,
+    )

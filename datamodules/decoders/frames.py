@@ -9,7 +9,6 @@ exactly its own frames.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -17,18 +16,17 @@ from torch import Tensor
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 
 from datamodules.decoders import DecodeError, Indices
-from datamodules.decoders._common import LRUCache, as_index_array, check_indices
+from datamodules.decoders._common import (
+    LRUCache,
+    as_index_array,
+    check_indices,
+    quiet_image_codec_deprecation,
+)
 from datamodules.records import VideoRecord
 
 __all__ = ["FrameFolderDecoder"]
 
-# torchvision 0.29 deprecates its image codecs in favour of torchcodec's, warning on every call;
-# they remain the dependency-free JPEG path here (torchcodec is optional), so silence just that.
-warnings.filterwarnings(
-    "ignore",
-    message="The image decoding and encoding capabilities of TorchVision are deprecated",
-    category=DeprecationWarning,
-)
+quiet_image_codec_deprecation()
 
 
 class FrameFolderDecoder:

@@ -11,8 +11,12 @@ How a read works:
    the timeline is rebuilt from a full decode pass. A packet flagged corrupt (a file cut inside
    a packet) goes straight to the decode pass.
 2. The wanted frames are grouped into runs that share a key frame; for each run the container
-   seeks to the key frame, decodes forward, converts to RGB only the wanted frames (RGB
-   conversion costs several times the decode itself) and stops after the run's last frame.
+   seeks to the key frame and decodes forward, letting FFmpeg drop the unwanted frames that no
+   other frame references (``skip_frame="NONREF"``: about half the B-frames of an x264 stream),
+   converts to RGB only the wanted frames, with one reused swscale context (converting every
+   frame would cost about as much as decoding it; a fresh context per frame, as
+   ``VideoFrame.to_ndarray`` makes, costs more than the conversion), and stops after the run's
+   last frame.
 3. If a frame the timeline promised does not come out, the read retries from the start of the
    file, then with a timeline rebuilt from a full decode, and only then raises ``DecodeError``.
 
@@ -20,8 +24,9 @@ Frame ``i`` therefore is the ``i``-th frame of a plain sequential
 ``container.decode(video=0)`` (within ``start_sec``/``end_sec``), with the same pixels as
 ``frame.to_ndarray(format="rgb24")``.
 
-Worker safety: a container is opened and closed inside every call; the only state kept between
-calls is the timeline cache, plain numpy data, which forks and pickles cleanly.
+Worker safety: a container is opened and closed inside every call; the state kept between
+calls is the timeline cache (plain numpy data, which forks and pickles cleanly) and a swscale
+context that is rebuilt in each process (dropped when pickled, replaced after a fork).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from datamodules.decoders._common import (
 )
 from datamodules.records import VideoRecord
 
-__all__ = ["PyAVDecoder", "ReadStats", "Timeline", "sequential_decode"]
+__all__ = ["PyAVDecoder", "ReadStats", "Timeline"]
 
 Verify = Literal["auto", "tail", "full", "none"]
 
@@ -156,15 +161,6 @@ def _safe_frames(
         yield from frames
 
 
-def sequential_decode(path: str) -> list[np.ndarray]:
-    """Every frame as ``uint8 [H, W, 3]`` RGB by a plain front-to-back decode (reference for
-    tests and benchmarks: what "the pixels a plain sequential decode gives" means)."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        return [f.to_ndarray(format="rgb24") for f in _safe_frames(container, stream)]
-
-
 class PyAVDecoder:
     """Seek-and-decode reader over PyAV (see module docstring).
 
@@ -258,8 +254,10 @@ class PyAVDecoder:
         missing = [int(p) - lo for p in wanted if int(p) not in frames]
         if missing:
             raise DecodeError(path, f"frames {missing[:8]} do not decode")
-        out = np.stack([frames[int(p)] for p in idx + lo])
-        return torch.from_numpy(out)
+        shapes = {frames[int(p)].shape for p in wanted}
+        if len(shapes) > 1:  # a resolution change mid-stream: no single [T, H, W, 3] tensor
+            raise DecodeError(path, f"frame size changes inside the video: {sorted(shapes)}")
+        return torch.from_numpy(np.stack([frames[int(p)] for p in idx + lo]))
 
     def window(self, record: VideoRecord) -> tuple[Timeline, int, int]:
         """``(timeline, lo, hi)``: the record's frames are timeline positions ``[lo, hi)``."""

@@ -89,12 +89,13 @@ class TorchCodecDecoder:
         pts = timeline.pts
         assert pts is not None
         tb = float(timeline.time_base)
-        # ask for the middle of each frame's display interval, never its exact start, so that
-        # float rounding of pts * time_base cannot select the previous frame
+        # ask for a point just after each frame's start, never the exact start (float rounding
+        # of pts * time_base could select the previous frame) nor the middle of its interval
+        # (torchcodec bounds frames by their packet duration, which VFR streams leave gaps in)
         gaps = np.diff(pts)
-        last_gap = gaps[-1] if len(gaps) else 1
-        nxt = np.append(pts[1:], pts[-1] + last_gap)
-        seconds = ((pts[wanted] + nxt[wanted]) / 2.0 * tb).tolist()
+        min_gap = float(gaps.min()) * tb if len(gaps) else 1e-3
+        nudge = min(1e-5, 0.25 * min_gap)
+        seconds = (pts[wanted] * tb + nudge).tolist()
         try:
             decoder = VideoDecoder(
                 path,
@@ -107,7 +108,7 @@ class TorchCodecDecoder:
             return None
         got = batch.pts_seconds.numpy()
         expected = pts[wanted] * tb
-        tolerance = 0.25 * float(np.min(gaps)) * tb if len(gaps) else 1e-3
+        tolerance = 0.25 * min_gap
         if got.shape != expected.shape or np.any(np.abs(got - expected) > tolerance):
             return None
         data = batch.data

@@ -1,0 +1,237 @@
+"""Every YAML under experiments/ parses and instantiates (model + datamodule) on tiny fixtures.
+
+Configs are composed (``--config base.yaml --config row.yaml …``), so a file alone is often not
+a complete config. Each file's header documents the command(s) that use it
+(``python cli.py fit --config …``); this test collects every such command from every header,
+checks that each YAML is named by at least one, and runs each distinct command through the
+project's CLI with ``run=False`` — data pointed at a tiny generated copy of the dataset in its
+real on-disk format (``tests.fixtures_datasets``), CPU, no logger, no pretrained download — then
+sets the datamodule up and checks that the classes flowed into the model. Models are built on the
+``meta`` device: full ResNet-152 / InceptionV1 shapes, no memory, no initialisation cost.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests import fixtures_datasets as fx
+from tests.conftest import TINY_SYNTHETIC
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+CONFIGS = sorted(EXPERIMENTS.rglob("*.yaml"))
+
+
+def header_commands(path: Path) -> list[list[str]]:
+    """The ``python cli.py fit|test …`` commands in a file's leading comment block."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = "\n".join(lines)
+    text = re.sub(r"\\\n\s*", " ", text)  # shell line continuations
+    commands = []
+    for line in text.splitlines():
+        if "python cli.py" not in line:
+            continue
+        tokens = shlex.split(line[line.index("python cli.py"):], comments=True)
+        commands.append(tokens[2:])  # drop "python cli.py"
+    return commands
+
+
+def normalise(tokens: list[str]) -> tuple[str, ...]:
+    """Subcommand dropped (``run=False`` parses one level), ``--ckpt_path`` dropped,
+    ``<seed>`` → 0, other placeholders kept as plain strings (paths never opened here)."""
+    out: list[str] = []
+    skip = False
+    for token in tokens[1:]:
+        if skip:
+            skip = False
+            continue
+        if token == "--ckpt_path":
+            skip = True
+            continue
+        if token.startswith("--ckpt_path="):
+            continue
+        out.append(token.replace("<seed>", "0"))
+    return tuple(out)
+
+
+def config_files(command: tuple[str, ...]) -> list[str]:
+    files = []
+    for i, token in enumerate(command):
+        if token == "--config":
+            files.append(command[i + 1])
+        elif token.startswith("--config="):
+            files.append(token.split("=", 1)[1])
+    return files
+
+
+COMMANDS: dict[tuple[str, ...], str] = {}
+for _path in CONFIGS:
+    for _tokens in header_commands(_path):
+        if any("<" in f for f in config_files(tuple(_tokens))):
+            continue  # a pattern (``<paper>/<row>.yaml``), not a command
+        COMMANDS.setdefault(normalise(_tokens), _path.relative_to(ROOT).as_posix())
+
+
+def test_every_config_is_used_by_a_documented_command() -> None:
+    named = {f for command in COMMANDS for f in config_files(command)}
+    orphans = [p.relative_to(ROOT).as_posix() for p in CONFIGS
+               if p.relative_to(ROOT).as_posix() not in named]
+    assert not orphans, f"YAML files no header command uses (add one to their header): {orphans}"
+    missing = sorted(f for f in named if not (ROOT / f).is_file())
+    assert not missing, f"header commands name files that do not exist: {missing}"
+
+
+def test_paper_configs_say_gpu_and_name_their_row() -> None:
+    """Paper configs run on GPUs in 16-mixed; every paper file names its paper and number."""
+    for path in CONFIGS:
+        relative = path.relative_to(EXPERIMENTS).as_posix()
+        if relative.startswith(("synthetic/", "u2s/")) or "/" not in relative:
+            continue
+        header = "\n".join(line for line in path.read_text().splitlines()
+                           if line.startswith("#"))
+        assert header, f"{relative}: no header comment"
+        data = yaml.safe_load(path.read_text()) or {}
+        if path.name == "base.yaml":
+            assert data["trainer"]["precision"] == "16-mixed", relative
+            assert data["trainer"]["accelerator"] == "gpu", relative
+        else:
+            # the paper's number, or an explicit "no table number" (figure-only rows)
+            assert re.search(r"\d+\.\d|\d+\s*%|no (table )?number", header), \
+                f"{relative}: header names no paper number"
+            assert re.search(r"Table|Fig\.|§", header), f"{relative}: header names no table row"
+
+
+# ---- fixtures: one tiny copy of each dataset format -------------------------------------------
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> dict:
+    root = tmp_path_factory.mktemp("experiment-datasets")
+    built = {
+        "KineticsDataModule": fx.build_kinetics(root / "kinetics"),
+        "SomethingSomethingV1DataModule": fx.build_ssv1(root / "ssv1"),
+        "SomethingSomethingV2DataModule": fx.build_ssv2(root / "ssv2"),
+        "UCF101DataModule": fx.build_ucf101(root / "ucf101"),
+        "HMDB51DataModule": fx.build_hmdb51(root / "hmdb51"),
+        "VideoFolderDataModule": fx.build_folder(root / "folder"),
+    }
+    # a YAML null: on the command line ``pretrained=null`` reaches the ``Any``-typed argument
+    # as the string "None"
+    no_pretrained = root / "no_pretrained.yaml"
+    no_pretrained.write_text("model:\n  init_args:\n    backbone:\n      init_args:\n"
+                             "        pretrained: null\n")
+    return {"built": built, "synthetic_root": synthetic_root, "no_pretrained": no_pretrained}
+
+
+def data_class(command: tuple[str, ...]) -> str:
+    class_path = None
+    for name in config_files(command):
+        data = yaml.safe_load((ROOT / name).read_text()) or {}
+        class_path = (data.get("data") or {}).get("class_path", class_path)
+    assert class_path, f"no data.class_path in {config_files(command)}"
+    return class_path.rsplit(".", 1)[-1]
+
+
+def fixture_overrides(cls: str, datasets: dict) -> tuple[list[str], int]:
+    """Arguments that point the datamodule at its tiny fixture; the expected class count."""
+    small = ["--data.init_args.num_workers=0", "--data.init_args.batch_size=2"]
+    if cls == "SyntheticFineGrainedDataModule":
+        args = [f"--data.init_args.data_dir={datasets['synthetic_root']}"]
+        for key in ("num_contexts", "train_per_class", "val_per_class", "test_per_class",
+                    "size", "frames_per_video"):
+            args.append(f"--data.init_args.{key}={TINY_SYNTHETIC[key]}")
+        return args + small, 4 * TINY_SYNTHETIC["num_contexts"]
+    fixture = datasets["built"][cls]
+    args = [f"--data.init_args.data_dir={fixture.data_dir}"]
+    if cls != "VideoFolderDataModule":
+        # the real class lists / subsets (Mini-Kinetics-200, Mini-SSV2) name classes the
+        # 3-4-class fixtures lack
+        args += [f"--data.init_args.annotation_dir={fixture.annotation_dir}",
+                 "--data.init_args.classes_subset=null", "--data.init_args.max_per_class=null"]
+    return args + small, len(fixture.classes)
+
+
+CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
+       "--trainer.precision=32-true", "--trainer.sync_batchnorm=false", "--trainer.logger=false"]
+
+
+@pytest.fixture(scope="module")
+def cli_parser(datasets: dict):
+    """The project CLI's parser, built once (building it is a third of a ``main()`` call)."""
+    from cli import main
+
+    demo = ["--config", str(EXPERIMENTS / "demo.yaml"), *CPU,
+            *fixture_overrides("SyntheticFineGrainedDataModule", datasets)[0]]
+    with torch.device("meta"):
+        return main(demo, run=False).parser
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS), ids=lambda c: " + ".join(
+    Path(f).with_suffix("").as_posix().removeprefix("experiments/") for f in config_files(c)))
+def test_config_instantiates(command: tuple[str, ...], datasets: dict, cli_parser) -> None:
+    from lightning_modules import VideoRecognizer
+
+    cls = data_class(command)
+    data_args, num_classes = fixture_overrides(cls, datasets)
+    args = [*command, *CPU, *data_args]
+    if "pretrained" in _backbone_keys(command):
+        args += ["--config", str(datasets["no_pretrained"])]
+    if any("U2SHead" in (ROOT / f).read_text() for f in config_files(command)):
+        # the CSM's confusable-class count must fit the 3-4 fixture classes
+        args.append("--model.init_args.head.init_args.num_confusing=2")
+    with torch.device("meta"):  # full-size shapes, no memory, no initialisation cost
+        config = cli_parser.parse_args(args)
+        objects = cli_parser.instantiate_classes(config)
+    model, datamodule = objects.model, objects.data
+    assert isinstance(model, VideoRecognizer)
+    assert type(datamodule).__name__ == cls
+    assert model.num_classes == num_classes == datamodule.num_classes
+    assert model.class_names == list(datamodule.classes)
+    datamodule.setup("fit")
+    assert datamodule.datasets["train"].records, f"{cls}: no training records on the fixture"
+
+
+def _backbone_keys(command: tuple[str, ...]) -> set[str]:
+    keys: set[str] = set()
+    for name in config_files(command):
+        data = yaml.safe_load((ROOT / name).read_text()) or {}
+        backbone = ((data.get("model") or {}).get("init_args") or {}).get("backbone") or {}
+        keys |= set(backbone.get("init_args") or {})
+    return keys
+
+
+def test_sweep_pair_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's per-pair accuracy: true class vs its time-reversed / local-detail twin."""
+    import importlib.util
+
+    from datamodules.synthetic import synthetic_class_names
+    from lightning_modules.analysis.predictions import save_predictions
+
+    spec = importlib.util.spec_from_file_location("finegrain_sweep", EXPERIMENTS / "sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "finegrain_sweep", sweep)  # its dataclasses look it up
+    spec.loader.exec_module(sweep)
+    names = synthetic_class_names(1)  # top-grow, top-shrink, bottom-grow, bottom-shrink
+    assert sweep.twin(names[0], "reversal") == names[1]
+    assert sweep.twin(names[0], "detail") == names[2]
+    labels = torch.tensor([0, 1, 2, 3])
+    # every video: its time-reversed twin first, the true class second, the detail twin low
+    # → top-1 0 %, reversal pair 0 %, detail pair 100 %
+    probs = torch.full((4, 4), 0.05)
+    probs[torch.arange(4), torch.tensor([1, 0, 3, 2])] = 0.6
+    probs[torch.arange(4), labels] = 0.3
+    path = save_predictions(tmp_path / "p.pt", video_ids=list("abcd"), index=torch.arange(4),
+                            labels=labels, class_names=names, probs={"avg": probs},
+                            final="avg", metrics={"test/acc1_clip": 0.25})
+    result = sweep.measures(path)["avg"]
+    assert result["acc"] == 0.0 and result["reversal"] == 0.0 and result["detail"] == 100.0
+    assert result["clip"] == 25.0
