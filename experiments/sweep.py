@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(COMPARISONS), default=None,
                         help="comparisons to run (default: all, in priority order)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--force", action="store_true", help="rerun finished runs")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")

@@ -240,8 +240,18 @@ class VideoRecognizer(pl.LightningModule):
         index, label, final = results.index, results.label, results.final
         top5 = min(5, self.num_classes)
         metrics = {"test/num_videos": float(index.numel())}
+        # unlabelled records (label -1, e.g. an official test split without answers) have no
+        # accuracy; they still count as videos and are there for ``predict``
+        labelled = label >= 0
+        if not labelled.any():
+            rank_zero_warn("the test split has no labels: accuracy is not computed; use "
+                           "`cli.py predict` to write the predictions")
+            self.log_dict(metrics, sync_dist=False)
+            self._test_outputs.clear()
+            return
+        label = label[labelled]
         for branch in results.branches:
-            video, clip = results.video[branch], results.clip[branch]
+            video, clip = results.video[branch][labelled], results.clip[branch][labelled]
             suffix = "" if branch == final else f"_{branch}"
             metrics[f"test/acc1_video{suffix}"] = tmf.accuracy(
                 video, label, "multiclass", num_classes=self.num_classes, average="micro")

@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Test models are tiny: one intra-op thread avoids thread-pool stalls on a shared 2-core
+# machine (a descheduled worker thread can stretch a 50 ms step to seconds).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -190,3 +190,24 @@ def test_wandb_logger_gets_images_and_tables(synthetic_root, tmp_path) -> None:
     assert_image(files / "analysis" / "test_confusion_matrix.png")
     media = list(files.rglob("*.table.json")) + list(files.rglob("media/images/*.png"))
     assert media, "W&B got no table/image"
+
+
+def test_views_are_rechunked_after_out_of_memory(monkeypatch) -> None:
+    model = tiny_model(4).eval()
+    views = torch.randn(2, 6, 3, 4, 32, 32)  # 12 clips
+    with torch.no_grad():
+        expected, _ = model._view_logits(views)
+    real = model._chunked_logits
+    tried: list[int] = []
+
+    def small_memory(clips, chunk):
+        tried.append(chunk)
+        if chunk > 3:  # pretend the accelerator only fits 3 clips at a time
+            raise torch.OutOfMemoryError("out of memory")
+        return real(clips, chunk)
+
+    monkeypatch.setattr(model, "_chunked_logits", small_memory)
+    with torch.no_grad(), pytest.warns(UserWarning, match="views_per_forward"):
+        logits, _ = model._view_logits(views)
+    assert tried == [12, 6, 3] and model.views_per_forward == 3  # kept for the next batches
+    torch.testing.assert_close(logits["avg"], expected["avg"], rtol=1e-4, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -75,3 +77,22 @@ def test_views_per_forward_does_not_change_results(synthetic_root) -> None:
         model.views_per_forward = 5
         chunked, _ = model._view_logits(views)
     torch.testing.assert_close(whole["avg"], chunked["avg"], rtol=1e-4, atol=1e-5)
+
+
+class UnlabelledTestSplit(SyntheticFineGrainedDataModule):
+    """An official test split without answers: every test label is -1."""
+
+    def build_records(self, split):
+        records = super().build_records(split)
+        if split != "test":
+            return records
+        return [dataclasses.replace(r, label=-1) for r in records]
+
+
+def test_unlabelled_test_split_counts_videos_without_accuracy(synthetic_root, tmp_path) -> None:
+    dm = UnlabelledTestSplit(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path)
+    with pytest.warns(UserWarning, match="no labels"):
+        (results,) = trainer.test(tiny_model(dm.num_classes), dm)
+    assert results == {"test/num_videos": 3 * dm.num_classes}

@@ -60,6 +60,15 @@ def mask_weight_similarity(checkpoint: str | Path) -> Tensor:
     return (w @ w.T).clamp(min=0.0)
 
 
+def _label(path: str) -> str:
+    """A short name for a result file: ``runs/sweep/tsn/seed0/analysis/test_predictions.pt``
+    → ``tsn/seed0`` (the callbacks' file names are the same in every run)."""
+    parts = [p for p in Path(path).with_suffix("").parts if p not in ("analysis", ".")]
+    if parts and parts[-1] in ("test_predictions", "predictions"):
+        parts = parts[:-1]
+    return "/".join(parts[-2:]) or Path(path).stem
+
+
 def _contribution(args: argparse.Namespace) -> int:
     if len(args.model) != len(args.baseline):
         raise SystemExit("give one --baseline per --model")
@@ -97,7 +106,8 @@ def _confusion(args: argparse.Namespace) -> int:
     if args.groups:
         groups = per_group_accuracy(matrix, names, load_class_groups(args.groups))
         write_table(out / "per_group_accuracy.csv", ["group", "accuracy"], list(groups.items()))
-    write_image(out / "confusion.png", confusion_figure(matrix, names))
+    title = f"confusion matrix: {_label(args.predictions)}"
+    write_image(out / "confusion.png", confusion_figure(matrix, names, title=title))
     print(f"written to {out}")
     return 0
 
@@ -130,8 +140,9 @@ def _compare(args: argparse.Namespace) -> int:
                                        load_class_groups(args.groups))
         write_table(out / "group_accuracy.csv", ["group", "baseline", "model", "improvement"],
                     table)
-    write_image(out / "confusion_compare.png", compare_confusion_figure(
-        base_matrix, model_matrix, names, (Path(args.baseline).stem, Path(args.model).stem)))
+    titles = tuple(args.names) if args.names else (_label(args.baseline), _label(args.model))
+    write_image(out / "confusion_compare.png",
+                compare_confusion_figure(base_matrix, model_matrix, names, titles))
     print(f"written to {out}")
     return 0
 
@@ -172,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups")
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--out", default="analysis")
+    p.add_argument("--names", nargs=2, metavar=("BASELINE", "MODEL"), help="figure titles")
     p.set_defaults(run=_compare)
     p = sub.add_parser("weight-similarity", help="U2S S^w without / with regularisation")
     p.add_argument("--without", required=True, help="checkpoint trained with reg_weight=0")
