@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import yaml
@@ -59,10 +58,8 @@ class FinegrainCLI(LightningCLI):
         # Lightning swaps 16-mixed for bf16-mixed on CPU, 100–300× slower for 3D convs here
         config = self.config.get(self.subcommand, self.config)
         precision = str(config.trainer.get("precision") or "32-true")
-        accelerator = str(config.trainer.get("accelerator") or "auto")
         self._reduced_precision = precision not in ("32", "32-true", "64", "64-true")
         self._asked_precision = precision
-        self._asked_accelerator = accelerator
 
     def after_instantiate_classes(self) -> None:
         if self._reduced_precision and isinstance(self.trainer.accelerator, CPUAccelerator):
@@ -71,7 +68,6 @@ class FinegrainCLI(LightningCLI):
                 "which is 100-300x slower for 3D convolutions on CPUs without bf16 instructions. "
                 "Use --trainer.precision=32-true on CPU; 16-mixed is meant for GPUs."
             )
-            warnings.warn(message, stacklevel=1)
             rank_zero_warn(message)
 
     def after_fit(self) -> None:

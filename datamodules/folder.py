@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Literal
+from typing import Any
 
 from datamodules.annotations import (
     VIDEO_EXTENSIONS,
@@ -14,7 +14,7 @@ from datamodules.annotations import (
     loose_index,
     read_lines,
 )
-from datamodules.base import AnnotatedVideoDataModule, ClassesSubset, MaxPerClass, Split
+from datamodules.base import AnnotatedVideoDataModule, Split
 
 __all__ = ["VideoFolderDataModule"]
 
@@ -55,22 +55,9 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
         split_files: dict[str, str] | None = None,
         val_fraction: float = 0.2,
         split_seed: int = 0,
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
-            **kwargs,
-        )
+        super().__init__(data_dir=data_dir, **kwargs)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         unknown = set(split_files or {}) - set(_SPLIT_DIRS)

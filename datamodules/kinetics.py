@@ -13,7 +13,7 @@ from datamodules.annotations import (
     loose_index,
     read_csv_rows,
 )
-from datamodules.base import AnnotatedVideoDataModule, ClassesSubset, MaxPerClass, Split
+from datamodules.base import AnnotatedVideoDataModule, Split
 from datamodules.records import VideoRecord
 
 __all__ = ["KineticsDataModule", "kinetics_clip_name"]
@@ -68,22 +68,9 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         data_dir: str,
         variant: Literal[400, 600, 700] = 400,
         test_split: Literal["val", "test"] = "val",
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
-            **kwargs,
-        )
+        super().__init__(data_dir=data_dir, **kwargs)
         if variant not in (400, 600, 700):
             raise ValueError(f"variant must be 400, 600 or 700, got {variant!r}")
         if test_split not in ("val", "test"):

@@ -23,7 +23,7 @@ from datamodules.annotations import (
     read_lines,
     read_name_list,
 )
-from datamodules.base import AnnotatedVideoDataModule, ClassesSubset, MaxPerClass, Split
+from datamodules.base import AnnotatedVideoDataModule, Split
 
 __all__ = ["SomethingSomethingV1DataModule", "SomethingSomethingV2DataModule",
            "template_to_class"]
@@ -89,11 +89,6 @@ class SomethingSomethingV1DataModule(_SomethingBase):
         test_split: Literal["val", "test"] = "val",
         flip: bool = False,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "frames",
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -101,11 +96,6 @@ class SomethingSomethingV1DataModule(_SomethingBase):
             test_split=test_split,
             flip=flip,
             video_backend=video_backend,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
             **kwargs,
         )
 
@@ -158,22 +148,12 @@ class SomethingSomethingV2DataModule(_SomethingBase):
         data_dir: str,
         test_split: Literal["val", "test"] = "val",
         flip: bool = False,
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
             test_split=test_split,
             flip=flip,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
             **kwargs,
         )
 

@@ -14,7 +14,7 @@ from datamodules.annotations import (
     loose_index,
     read_lines,
 )
-from datamodules.base import AnnotatedVideoDataModule, ClassesSubset, MaxPerClass, Split
+from datamodules.base import AnnotatedVideoDataModule, Split
 
 __all__ = ["HMDB51DataModule", "UCF101DataModule"]
 
@@ -53,22 +53,9 @@ class UCF101DataModule(AnnotatedVideoDataModule):
         self,
         data_dir: str,
         split: Literal[1, 2, 3] = 1,
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
-            **kwargs,
-        )
+        super().__init__(data_dir=data_dir, **kwargs)
         self.split = _check_split(split)
 
     def source_of(self, split: Split) -> Split:
@@ -142,22 +129,9 @@ class HMDB51DataModule(AnnotatedVideoDataModule):
         self,
         data_dir: str,
         split: Literal[1, 2, 3] = 1,
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            annotation_dir=annotation_dir,
-            classes_subset=classes_subset,
-            max_per_class=max_per_class,
-            subset_seed=subset_seed,
-            on_missing=on_missing,
-            **kwargs,
-        )
+        super().__init__(data_dir=data_dir, **kwargs)
         self.split = _check_split(split)
         self._files: dict[str, str] | None = None
 
