@@ -38,7 +38,7 @@ weights reproduce its 2D feature maps exactly on a repeated-frame video.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -257,7 +257,7 @@ class InceptionV1Video(nn.Module):
         s3d_all_branches: bool = True,
         width_multiplier: float = 1.0,
         in_channels: int = 3,
-        pretrained: Any = None,
+        pretrained: str | dict | None = None,
         inflate: Literal["mean", "center"] = "mean",
     ) -> None:
         super().__init__()

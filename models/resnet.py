@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -370,7 +370,7 @@ class VideoResNet(nn.Module):
         stem_pool: bool = True,
         r2plus1d_expand: bool = False,
         fold_div: int = 8,
-        pretrained: Any = None,
+        pretrained: str | dict | None = None,
         inflate: Literal["mean", "center"] = "mean",
     ) -> None:
         super().__init__()
