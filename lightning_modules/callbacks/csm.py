@@ -3,9 +3,10 @@
 The CSM is computed once, from the trained universal network over the training set, before the
 category-specific network is trained (stage 2). :class:`CategorySimilarityCallback` does that at
 the start of training when the model's :class:`~models.heads.u2s.U2SHead` has none yet: each DDP
-rank runs its shard of the training loader through the backbone, the per-class sparsity sums are
-summed over ranks, and every rank sets the same CSM. The CSM lives in the head's buffers, so the
-checkpoints that follow carry it and stage 3 (resumed from stage 2) does not recompute it.
+rank runs its shard of the training set (each video on one rank, once) through the backbone, the
+per-class sparsity sums are summed over ranks, and every rank sets the same CSM. The CSM lives in
+the head's buffers, so the checkpoints that follow carry it and stage 3 (resumed from stage 2) does
+not recompute it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, IterableDataset
 
 # a few viridis anchor colours: a perceptually ordered dark-to-bright ramp without matplotlib
 _VIRIDIS = torch.tensor(
@@ -76,7 +78,7 @@ class CategorySimilarityCallback(pl.Callback):
 
     Args:
         max_batches: use at most this many training batches per rank (``None``: the whole
-            training loader, as in the paper).
+            training set, as in the paper).
         recompute: compute even when the head already has a CSM.
         in_stage1: also compute in stage 1 (e.g. to inspect the CSM of a pretrained network).
         log_key: name of the logged image and the PNG's stem.
@@ -135,12 +137,37 @@ class CategorySimilarityCallback(pl.Callback):
             f"batch; set video_key/label_key"
         )
 
+    @staticmethod
+    def _statistics_loader(trainer: pl.Trainer, loader: Any) -> Any:
+        """Every training video exactly once over all ranks: rank ``r`` takes every
+        ``world_size``-th video of a fixed permutation of the training set. The training loader's
+        DistributedSampler would pad a rank with repeats and its ``drop_last`` drop videos, both
+        changing the per-class statistics (and making them differ from a single-process run).
+        Any other loader (not a map-style ``DataLoader``) is used as it is."""
+        dataset = getattr(loader, "dataset", None)
+        if not isinstance(loader, DataLoader) or dataset is None or isinstance(
+            dataset, IterableDataset
+        ):
+            return loader
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+        shard = order[trainer.global_rank :: trainer.world_size].tolist()
+        return DataLoader(
+            dataset,
+            batch_size=loader.batch_size or 1,
+            sampler=shard,
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            worker_init_fn=loader.worker_init_fn,
+        )
+
     @torch.no_grad()
     def compute(self, trainer: pl.Trainer, pl_module: pl.LightningModule, head: nn.Module) -> None:
         """Accumulate eq. 1 statistics on this rank's shard, sum over ranks, set the CSM."""
         loader = trainer.train_dataloader
         if loader is None:
             raise RuntimeError("CategorySimilarityCallback needs the training dataloader")
+        loader = self._statistics_loader(trainer, loader)
         backbone = getattr(pl_module, self.backbone_attr)
         was_training = pl_module.training
         pl_module.eval()  # BN running stats untouched; deterministic features
@@ -155,7 +182,7 @@ class CategorySimilarityCallback(pl.Callback):
                 head.update_csm_statistics(backbone(video), label)
             sparsity_sum, count = head.csm_sparsity_sum, head.csm_count
             if trainer.world_size > 1:
-                # every rank saw a disjoint shard (DistributedSampler): sum the class statistics
+                # every rank saw a disjoint shard (_statistics_loader): sum the class statistics
                 sparsity_sum = pl_module.all_gather(sparsity_sum).sum(dim=0)
                 count = pl_module.all_gather(count).sum(dim=0)
             head.compute_csm(sparsity_sum, count)
@@ -171,6 +198,8 @@ class CategorySimilarityCallback(pl.Callback):
 
     def log_heatmap(self, trainer: pl.Trainer, head: nn.Module) -> None:
         """Send the heat map to every logger that takes images; else write a PNG (rank 0)."""
+        # trainer.log_dir broadcasts rank 0's folder (a collective): every rank must ask for it
+        directory = trainer.log_dir or trainer.default_root_dir
         if not trainer.is_global_zero:
             return
         image = csm_figure(head.csm_similarity, head.csm)  # [3, H, W] in [0, 1]
@@ -189,7 +218,6 @@ class CategorySimilarityCallback(pl.Callback):
         if not logged:
             from torchvision.utils import save_image
 
-            directory = trainer.log_dir or trainer.default_root_dir
             os.makedirs(directory, exist_ok=True)
             self.image_path = os.path.join(directory, self.log_key.replace("/", "_") + ".png")
             save_image(image, self.image_path)
