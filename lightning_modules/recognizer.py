@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +28,11 @@ from lightning_modules.evaluation import (
 from models.heads import GAPHead, Head, HeadOutput
 
 HeadFactory = Callable[[nn.Module, int], Head]
+
+# Lightning warns whenever a module that overrides ``on_after_batch_transfer`` is fitted with a
+# datamodule; normalising on the device inside the module is this project's design (DESIGN.md,
+# "Data flow"), so the warning would only confuse users.
+warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
 
 
 class VideoRecognizer(pl.LightningModule):
