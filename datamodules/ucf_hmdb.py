@@ -19,13 +19,26 @@ from datamodules.base import AnnotatedVideoDataModule, Split
 __all__ = ["HMDB51DataModule", "UCF101DataModule"]
 
 
-def _check_split(split: int) -> int:
-    if split not in (1, 2, 3):
-        raise ValueError(f"split must be 1, 2 or 3, got {split!r}")
-    return split
+class _ThreeSplitDataModule(AnnotatedVideoDataModule):
+    """UCF101/HMDB51 protocol: official split 1, 2 or 3; ``val`` and ``test`` read its test list.
+
+    Args:
+        data_dir: the videos.
+        split: official split 1, 2 or 3.
+        **kwargs: ``AnnotatedVideoDataModule`` / ``VideoDataModule`` arguments.
+    """
+
+    def __init__(self, data_dir: str, split: Literal[1, 2, 3] = 1, **kwargs: Any) -> None:
+        super().__init__(data_dir=data_dir, **kwargs)
+        if split not in (1, 2, 3):
+            raise ValueError(f"split must be 1, 2 or 3, got {split!r}")
+        self.split = split
+
+    def source_of(self, split: Split) -> Split:
+        return "train" if split == "train" else "test"  # no separate validation list
 
 
-class UCF101DataModule(AnnotatedVideoDataModule):
+class UCF101DataModule(_ThreeSplitDataModule):
     """UCF101 (101 classes, ``.avi``), official split ``split`` of three.
 
     Annotations (``annotation_dir`` or its ``ucfTrainTestlist/`` folder, as unzipped):
@@ -48,18 +61,6 @@ class UCF101DataModule(AnnotatedVideoDataModule):
             ``AnnotatedVideoDataModule``.
         **kwargs: the common arguments of ``VideoDataModule``.
     """
-
-    def __init__(
-        self,
-        data_dir: str,
-        split: Literal[1, 2, 3] = 1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
-        self.split = _check_split(split)
-
-    def source_of(self, split: Split) -> Split:
-        return "train" if split == "train" else "test"  # no separate validation list
 
     def _file(self, name: str, what: str) -> str:
         return str(find_annotation(self.annotation_dir, [name], what))
@@ -106,7 +107,7 @@ class UCF101DataModule(AnnotatedVideoDataModule):
         return entries
 
 
-class HMDB51DataModule(AnnotatedVideoDataModule):
+class HMDB51DataModule(_ThreeSplitDataModule):
     """HMDB51 (51 classes, ``.avi``), official split ``split`` of three.
 
     Annotations (``annotation_dir`` or its ``testTrainMulti_7030_splits/`` folder):
@@ -131,12 +132,8 @@ class HMDB51DataModule(AnnotatedVideoDataModule):
         split: Literal[1, 2, 3] = 1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
-        self.split = _check_split(split)
+        super().__init__(data_dir=data_dir, split=split, **kwargs)
         self._files: dict[str, str] | None = None
-
-    def source_of(self, split: Split) -> Split:
-        return "train" if split == "train" else "test"  # no separate validation list
 
     def split_files(self) -> dict[str, str]:
         """``{class: split file}`` for this split (``AnnotationError`` when there are none)."""
