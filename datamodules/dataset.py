@@ -107,9 +107,8 @@ class VideoDataset(Dataset):
         )  # [K, T]
         if self.reverse_time:
             indices = indices.flip(-1)
-        # one decode for all clips: read each distinct frame once
-        unique, inverse = torch.unique(indices.flatten(), sorted=True, return_inverse=True)
-        frames = self.decoder.read(record, unique)[inverse]  # [K*T, H, W, 3]
+        # one read for all clips: the decoder decodes each distinct frame once
+        frames = self.decoder.read(record, indices.flatten())  # [K*T, H, W, 3]
         frames = rearrange(frames, "(k t) h w c -> k t h w c", k=indices.shape[0])
         if self.mode == "train":
             # the label can change: a flip swaps mirror classes (``flip_label_map``)
