@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
 from lightning_modules import VideoRecognizer
+from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -44,6 +46,11 @@ class SaveRunConfig(SaveConfigCallback):
         rank_zero_info(f"resolved config saved to {run_dir / self.config_filename}")
 
 
+def _schedule_length(max_epochs: int | None) -> int:
+    # Lightning trains 1000 epochs when neither max_epochs nor max_steps is given
+    return max_epochs if max_epochs is not None and max_epochs > 0 else 1000
+
+
 class FinegrainCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # num_classes and class names come from the data, never typed twice
@@ -53,13 +60,30 @@ class FinegrainCLI(LightningCLI):
                               apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on the test split")
+        # a cosine schedule ends with training, whatever --trainer.max_epochs says; schedules
+        # without T_max (MultiStepLR, ...) are left alone
+        parser.link_arguments("trainer.max_epochs",
+                              "model.init_args.lr_scheduler.init_args.T_max",
+                              compute_fn=_schedule_length, apply_on="parse")
 
     def before_instantiate_classes(self) -> None:
+        plain_values(self.config)  # checked at parse time; plain numbers from here on
         # Lightning swaps 16-mixed for bf16-mixed on CPU, 100–300× slower for 3D convs here
         config = self.config.get(self.subcommand, self.config)
         precision = str(config.trainer.get("precision") or "32-true")
         self._reduced_precision = precision not in ("32", "32-true", "64", "64-true")
         self._asked_precision = precision
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as error:  # a value a constructor checks: one line, not a traceback
+            from jsonargparse._common import debug_mode_active
+
+            if debug_mode_active():
+                raise
+            sys.stderr.write(constructor_error(error) + "\n")
+            raise SystemExit(2) from error
 
     def after_instantiate_classes(self) -> None:
         if self._reduced_precision and isinstance(self.trainer.accelerator, CPUAccelerator):
@@ -87,14 +111,13 @@ def main(args: list[str] | None = None, run: bool = True) -> FinegrainCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=SaveRunConfig,
+        parser_class=ShortErrorParser,
         args=args,
         run=run,
     )
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] == ["analyze"]:
         # analyses of finished runs (result files, checkpoints): not a Trainer subcommand
         from lightning_modules.analysis.commands import main as analyze

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
@@ -65,18 +66,18 @@ class VideoDataModule(pl.LightningDataModule):
         self,
         data_dir: str,
         sampling: Literal["uniform", "dense"] = "uniform",
-        num_frames: int = 8,
-        frame_interval: int = 1,
-        test_clips: int = 1,
+        num_frames: PositiveInt = 8,
+        frame_interval: PositiveInt = 1,
+        test_clips: PositiveInt = 1,
         test_crops: Literal[1, 3, 5, 10] = 1,
-        train_crop_size: int = 224,
-        test_crop_size: int = 224,
-        short_side: int | None = 256,
-        train_scale: tuple[float, float] = (0.25, 1.0),
+        train_crop_size: PositiveInt = 224,
+        test_crop_size: PositiveInt = 224,
+        short_side: PositiveInt | None = 256,
+        train_scale: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.25, 1.0),
         flip: bool = True,
         flip_label_map: dict[int, int] | Literal["auto"] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 8,
+        num_workers: NonNegativeInt = 4,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
         reverse_time: bool = False,

@@ -28,6 +28,13 @@ from typing import Literal
 
 import av
 import numpy as np
+from jsonargparse.typing import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    restricted_number_type,
+)
 
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
@@ -37,6 +44,8 @@ CONTEXTS = ("stripes", "checker", "gradient", "rings")
 MARKS = ("top", "bottom")
 MOTIONS = ("grow", "shrink")
 _SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+# checked when a config is parsed (the constructor checks it again for Python callers)
+MarkContrast = restricted_number_type("MarkContrast", float, [(">", 0), ("<=", 1)])
 
 
 def synthetic_class_names(num_contexts: int) -> list[str]:
@@ -207,29 +216,29 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         self,
         data_dir: str = "~/.cache/finegrain/synthetic",
         seed: int = 0,
-        num_contexts: int = 2,
-        train_per_class: int = 24,
-        val_per_class: int = 8,
-        test_per_class: int = 8,
-        size: int = 64,
-        frames_per_video: int = 16,
-        noise: float = 12.0,
+        num_contexts: Literal[1, 2, 3, 4] = 2,
+        train_per_class: PositiveInt = 24,
+        val_per_class: PositiveInt = 8,
+        test_per_class: PositiveInt = 8,
+        size: PositiveInt = 64,
+        frames_per_video: PositiveInt = 16,
+        noise: NonNegativeFloat = 12.0,
         sampling: Literal["uniform", "dense"] = "uniform",
-        num_frames: int = 8,
-        frame_interval: int = 1,
-        test_clips: int = 1,
+        num_frames: PositiveInt = 8,
+        frame_interval: PositiveInt = 1,
+        test_clips: PositiveInt = 1,
         test_crops: Literal[1, 3, 5, 10] = 1,
-        train_crop_size: int = 32,
-        test_crop_size: int = 32,
-        short_side: int | None = 36,
-        train_scale: tuple[float, float] = (0.5, 1.0),
+        train_crop_size: PositiveInt = 32,
+        test_crop_size: PositiveInt = 32,
+        short_side: PositiveInt | None = 36,
+        train_scale: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.5, 1.0),
         flip: bool = True,
-        batch_size: int = 16,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 16,
+        num_workers: NonNegativeInt = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
         reverse_time: bool = False,
-        mark_contrast: float = 1.0,
+        mark_contrast: MarkContrast = 1.0,
     ) -> None:
         super().__init__(
             data_dir=data_dir,

@@ -5,16 +5,18 @@ Backbones take ``[B, C, T, H, W]`` and return ``{"stage1": …, …, "stage5": �
 """
 
 from models.complexity import complexity
-from models.heads import GAPHead, Head, HeadOutput
+from models.heads import DFBHead, GAPHead, Head, HeadOutput, U2SHead
 from models.inception import InceptionV1Video
 from models.registry import create_backbone, list_backbones, register_backbone
 from models.resnet import VideoResNet
 
 __all__ = [
+    "DFBHead",
     "GAPHead",
     "Head",
     "HeadOutput",
     "InceptionV1Video",
+    "U2SHead",
     "VideoResNet",
     "complexity",
     "create_backbone",
