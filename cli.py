@@ -13,8 +13,11 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
-from lightning_modules import VideoRecognizer
+from lightning_modules import EpochSummary, VideoRecognizer
 from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
+from lightning_modules.quiet import drop_wandb_anonymous, quiet_dependencies
+
+quiet_dependencies()
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -58,6 +61,9 @@ class FinegrainCLI(LightningCLI):
                               apply_on="instantiate")
         parser.link_arguments("data.classes", "model.init_args.class_names",
                               apply_on="instantiate")
+        # always there, whatever trainer.callbacks a config lists: one metrics line per epoch
+        # when stdout is a file (--epoch_summary.when=always|never)
+        parser.add_lightning_class_args(EpochSummary, "epoch_summary")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on the test split")
         # a cosine schedule ends with training, whatever --trainer.max_epochs says; schedules
@@ -86,6 +92,7 @@ class FinegrainCLI(LightningCLI):
             raise SystemExit(2) from error
 
     def after_instantiate_classes(self) -> None:
+        drop_wandb_anonymous(self.trainer.loggers)
         if self._reduced_precision and isinstance(self.trainer.accelerator, CPUAccelerator):
             message = (
                 f"precision={self._asked_precision!r} on a CPU: Lightning runs it as bf16-mixed, "

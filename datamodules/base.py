@@ -27,6 +27,7 @@ from datamodules.annotations import (
 )
 from datamodules.dataset import OnError, VideoDataset
 from datamodules.decoders import DecodeError, Decoder, get_decoder
+from datamodules.normalize import IMAGENET, Normalization
 from datamodules.records import VideoRecord
 from datamodules.transforms import TestViews, TrainTransform
 
@@ -57,6 +58,9 @@ class VideoDataModule(pl.LightningDataModule):
         video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
         reverse_time: feed every clip in reversed frame order (the s3d paper's Table 1 test).
+        normalize: per-channel ``mean`` / ``std`` (in [0, 1] units) that every batch is
+            normalised with on the device, after the transfer (``on_after_batch_transfer``):
+            ImageNet's by default; ``None`` hands the model raw ``uint8`` video.
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
             **decoder_options)``), e.g. ``{"template": "img_{:05d}.jpg", "start_index": 1}``
             for frame folders or ``{"thread_count": 1}`` for PyAV.
@@ -82,6 +86,7 @@ class VideoDataModule(pl.LightningDataModule):
         on_error: OnError = "warn",
         reverse_time: bool = False,
         decoder_options: dict[str, Any] | None = None,
+        normalize: Normalization | None = IMAGENET,
     ) -> None:
         super().__init__()
         if sampling not in ("uniform", "dense"):
@@ -113,6 +118,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.on_error = on_error
         self.reverse_time = reverse_time
         self.decoder_options = dict(decoder_options or {})
+        self.normalize = normalize
         self.datasets: dict[Split, VideoDataset] = {}
 
     # ---- what a source must say ------------------------------------------------------------
@@ -196,6 +202,11 @@ class VideoDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise the batch's ``uint8`` video on the device (``normalize``): any model gets
+        float input, and workers only ever move ``uint8``."""
+        return batch if self.normalize is None else self.normalize.apply(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

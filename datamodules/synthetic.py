@@ -38,6 +38,7 @@ from jsonargparse.typing import (
 
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
+from datamodules.normalize import IMAGENET, Normalization
 from datamodules.records import VideoRecord
 
 CONTEXTS = ("stripes", "checker", "gradient", "rings")
@@ -239,6 +240,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         on_error: OnError = "warn",
         reverse_time: bool = False,
         mark_contrast: MarkContrast = 1.0,
+        normalize: Normalization | None = IMAGENET,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -257,6 +259,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             video_backend=video_backend,
             on_error=on_error,
             reverse_time=reverse_time,
+            normalize=normalize,
         )
         if not 1 <= num_contexts <= len(CONTEXTS):
             raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")

@@ -2,7 +2,7 @@
 
 Workers keep clips as ``uint8`` — 4× less to collate, pin and copy than float — and every
 spatial decision is made once per clip, so all frames of a clip share one crop and one flip.
-Normalisation (and any batched augmentation) runs on the device: ``normalize``.
+Normalisation (and any batched augmentation) runs on the device: ``datamodules.normalize``.
 
 Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; test views are
 ``[V, 3, T, crop, crop]``.
@@ -11,11 +11,14 @@ Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+# normalisation lives in datamodules.normalize; its names stay importable from here
+from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -26,9 +29,6 @@ __all__ = [
     "resize_short_side",
     "short_side_size",
 ]
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def _check_frames(frames: Tensor) -> None:
@@ -213,26 +213,3 @@ class TestViews:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, "
                 f"short_side={self.short_side}, num_crops={self.num_crops})")
-
-
-def normalize(
-    x: Tensor,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """``uint8 [..., C, T, H, W]`` → ``(x / 255 - mean) / std`` as ``dtype``, on ``x``'s device.
-
-    ``mean``/``std`` are in [0, 1] units (ImageNet's by default); the channel dim is ``-4`` so
-    the same call serves a clip, a batch ``[B, C, T, H, W]`` and test views
-    ``[B, V, C, T, H, W]``. Float input is taken as already in [0, 1].
-    """
-    if x.ndim < 4:
-        raise ValueError(f"expected [..., C, T, H, W], got shape {tuple(x.shape)}")
-    channels = x.shape[-4]
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
-    scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
-    return (x.to(dtype) - m) / s

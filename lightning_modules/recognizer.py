@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from lightning_modules.evaluation import (
     Average,
     VideoResults,
@@ -29,11 +28,6 @@ from models.heads import GAPHead, Head, HeadOutput
 
 HeadFactory = Callable[[nn.Module, int], Head]
 
-# Lightning warns whenever a module that overrides ``on_after_batch_transfer`` is fitted with a
-# datamodule; normalising on the device inside the module is this project's design (DESIGN.md,
-# "Data flow"), so the warning would only confuse users.
-warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
-
 
 class VideoRecognizer(pl.LightningModule):
     """Backbone + head, both injected (YAML ``class_path``), trained on multi-branch losses.
@@ -44,7 +38,9 @@ class VideoRecognizer(pl.LightningModule):
             ``class_path`` with ``init_args`` lacking ``backbone`` and ``num_classes``.
         num_classes: linked from the datamodule by the CLI.
         optimizer / lr_scheduler: callables taking parameters / optimizer (LightningCLI style).
-        mean / std: per-channel normalisation applied on the device to uint8 input.
+        mean / std: per-channel normalisation of input that reaches the model as ``uint8``
+            (the datamodules normalise on the device already, ``normalize=``; float input is
+            used as it comes, so nothing is normalised twice).
         test_average: how views of a test video are combined (``prob``, ``score`` or ``max``).
         views_per_forward: cap on clips per forward pass in test (memory); ``None``: all at once.
         class_names: for logging and predictions; linked from the datamodule by the CLI.
@@ -89,8 +85,7 @@ class VideoRecognizer(pl.LightningModule):
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32), persistent=False)
+        self.normalization = Normalization(tuple(mean), tuple(std))
         self.test_average = test_average
         self.views_per_forward = views_per_forward
         self.class_names = class_names
@@ -108,14 +103,17 @@ class VideoRecognizer(pl.LightningModule):
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:
-        """``video``: normalised float ``[B, C, T, H, W]`` → the head's ``HeadOutput``."""
-        return self.head(self.backbone(video))
+        """``video``: normalised float (or raw ``uint8``) ``[B, C, T, H, W]`` → ``HeadOutput``."""
+        return self.head(self.backbone(self.normalization(video)))
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        # uint8 travels to the device (4× less traffic than float), normalised there, batched
-        if batch["video"].dtype == torch.uint8:
-            batch["video"] = normalize(batch["video"], self.mean, self.std)
-        return batch
+    def setup(self, stage: str) -> None:
+        # one clip of the data's shape, so the model summary counts real FLOPs (and shapes)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        frames = getattr(datamodule, "num_frames", None)
+        size = getattr(datamodule, "train_crop_size", None)
+        if self.example_input_array is None and frames and size:
+            channels = getattr(self.backbone, "in_channels", 3)
+            self.example_input_array = torch.zeros(1, channels, frames, size, size)
 
     # ---- training / validation -------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

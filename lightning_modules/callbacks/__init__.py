@@ -1,6 +1,7 @@
 """Callbacks for what is not training: U2S category similarity, confusion analysis, visuals."""
 
 from lightning_modules.callbacks.csm import CategorySimilarityCallback, InitWeightsFromCheckpoint
+from lightning_modules.callbacks.epoch_summary import EpochSummary
 from lightning_modules.callbacks.evaluation import (
     AccuracyVsClips,
     ConfusionAnalysis,
@@ -20,6 +21,7 @@ __all__ = [
     # evaluation and analysis (issue 6)
     "AccuracyVsClips",
     "ConfusionAnalysis",
+    "EpochSummary",
     "FilterResponseVisualizer",
     "ReversedTimeEvaluation",
     "TestPredictionsWriter",

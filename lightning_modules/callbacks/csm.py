@@ -179,7 +179,9 @@ class CategorySimilarityCallback(pl.Callback):
                 # the module's own device transfer + on_after_batch_transfer (normalisation)
                 batch = pl_module._apply_batch_transfer_handler(batch)
                 video, label = self._split_batch(batch)
-                head.update_csm_statistics(backbone(video), label)
+                # uint8 still when the datamodule hands raw video on (normalize=None)
+                prepare = getattr(pl_module, "normalization", None)
+                head.update_csm_statistics(backbone(prepare(video) if prepare else video), label)
             sparsity_sum, count = head.csm_sparsity_sum, head.csm_count
             if trainer.world_size > 1:
                 # every rank saw a disjoint shard (_statistics_loader): sum the class statistics

@@ -105,8 +105,9 @@ class _TestVideoVisualizer(pl.Callback):
     @torch.no_grad()
     def _forward(self, pl_module: pl.LightningModule, clip: Tensor) -> tuple[dict, Any]:
         """``uint8 [C, T, H, W]`` → (backbone stage dict, HeadOutput) for one clip."""
-        batch = pl_module.on_after_batch_transfer({"video": clip[None].to(pl_module.device)}, 0)
-        features = pl_module.backbone(batch["video"])
+        # the device transfer + normalisation a batch gets (the datamodule's, when it has one)
+        video = pl_module._apply_batch_transfer_handler({"video": clip[None]})["video"]
+        features = pl_module.backbone(pl_module.normalization(video))
         return features, pl_module.head(features)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
