@@ -51,8 +51,10 @@ class VideoRecognizer(pl.LightningModule):
 
     Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
     ``val/loss``, ``val/acc1``, ``val/acc5`` (final branch), ``val/acc1_<branch>``,
-    ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
-    view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
+    ``val/acc5_<branch>``, ``val/skipped_videos``; ``test/acc1_video``, ``test/acc5_video``,
+    ``test/acc1_clip`` (first view alone), ``test/mean_class_acc``, ``test/num_videos`` (videos
+    evaluated), ``test/skipped_videos`` (unreadable videos, left out of every metric and
+    prediction: the datasets never substitute in evaluation) and the per-branch
     ``test/acc1_video_<branch>``.
 
     Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
@@ -99,6 +101,7 @@ class VideoRecognizer(pl.LightningModule):
         for branch in self.head.branches:
             self._branch_metrics(branch)
         self._test_outputs: dict[str, list[Tensor]] = defaultdict(list)
+        self._test_unreadable: list[Tensor] = []  # dataset indices of unreadable test videos
         #: keep every view's logits in the test results (accuracy vs clips needs them; off by
         #: default because ``[N, V, K]`` for a large test set is big)
         self.keep_view_logits = False
@@ -141,6 +144,9 @@ class VideoRecognizer(pl.LightningModule):
         return self.val_metrics[branch]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._count_unreadable("val", batch)
+        if batch["label"].numel() == 0:  # every video of the batch was unreadable
+            return
         output = self(batch["video"])
         losses = self.head.loss(output, batch["label"])
         batch_size = batch["label"].shape[0]
@@ -195,6 +201,10 @@ class VideoRecognizer(pl.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
         """Returns ``index`` ``[B]``, ``label`` ``[B]``, ``logits`` (per branch ``[B, V, K]``)
         and ``video`` (per branch ``[B, K]``) for callbacks' ``on_test_batch_end``."""
+        if "unreadable_index" in batch:
+            self._test_unreadable.append(batch["unreadable_index"])
+        if batch["label"].numel() == 0:  # every video of the batch was unreadable
+            return None
         views = batch["video"]
         if views.ndim == 5:  # a single-view loader
             views = views.unsqueeze(1)
@@ -213,7 +223,15 @@ class VideoRecognizer(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_outputs.clear()
+        self._test_unreadable.clear()
         self.test_results = None
+
+    def _count_unreadable(self, stage: str, batch: dict[str, Any]) -> None:
+        """``<stage>/skipped_videos``: records left out of the metrics (summed over the epoch)."""
+        if "unreadable_index" in batch:
+            self.log(f"{stage}/skipped_videos", float(batch["unreadable_index"].numel()),
+                     reduce_fx="sum", on_step=False, on_epoch=True, batch_size=1,
+                     sync_dist=True)
 
     def collect_test_results(self) -> VideoResults:
         """Gather this epoch's test outputs from every rank, one row per distinct video.
@@ -245,7 +263,8 @@ class VideoRecognizer(pl.LightningModule):
         results = self.collect_test_results()
         index, label, final = results.index, results.label, results.final
         top5 = min(5, self.num_classes)
-        metrics = {"test/num_videos": float(index.numel())}
+        metrics = {"test/num_videos": float(index.numel()),
+                   "test/skipped_videos": float(self._skipped_test_videos())}
         # unlabelled records (label -1, e.g. an official test split without answers) have no
         # accuracy; they still count as videos and are there for ``predict``
         labelled = label >= 0
@@ -272,12 +291,22 @@ class VideoRecognizer(pl.LightningModule):
         self.log_dict({k: float(v) for k, v in metrics.items()}, sync_dist=False)
         self._test_outputs.clear()
 
+    def _skipped_test_videos(self) -> int:
+        """Distinct unreadable test videos over every rank (DDP padding repeats indices)."""
+        local = (torch.cat(self._test_unreadable) if self._test_unreadable
+                 else torch.zeros(0, dtype=torch.long, device=self.device))
+        skipped = int(self._gather(local.to(self.device)).unique().numel())
+        self._test_unreadable.clear()
+        return skipped
+
     def _gather(self, tensor: Tensor) -> Tensor:
         """Concatenate ``tensor`` ``[N, ...]`` from every rank (N may differ between ranks)."""
         return gather_variable(self, tensor)
 
     # ---- predict ---------------------------------------------------------------------------
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
+        if batch["label"].numel() == 0:  # every video of the batch was unreadable
+            return None
         views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
         logits, final = self._view_logits(views)
         probs = {branch: average_views(lg, "prob") for branch, lg in logits.items()}

@@ -164,6 +164,8 @@ class VideoPredictionWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            prediction: Any, batch_indices: Sequence[int] | None, batch: Any,
                            batch_idx: int, dataloader_idx: int) -> None:
+        if prediction is None:  # a batch whose videos were all unreadable
+            return
         self._final = str(prediction.get("final", ""))
         self._parts["index"].append(prediction["index"].detach())
         self._parts["label"].append(prediction["label"].detach())
@@ -386,6 +388,8 @@ class ReversedTimeEvaluation(pl.Callback):
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                           outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
+        if batch["label"].numel() == 0:  # a batch whose videos were all unreadable
+            return
         views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
         logits, final = pl_module._view_logits(views.flip(-3))  # [B, V, C, T, H, W]: T is -3
         self._parts["index"].append(batch["index"])
