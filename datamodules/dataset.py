@@ -43,8 +43,8 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
         batch = default_collate(readable)
     else:
         empty = torch.zeros(0, dtype=torch.long)
-        batch = {"video": torch.zeros(0, 3, 0, 0, 0, dtype=torch.uint8), "label": empty, "index": empty,
-                 "skipped": empty}
+        batch = {"video": torch.zeros(0, 3, 0, 0, 0, dtype=torch.uint8), "label": empty,
+                 "index": empty, "skipped": empty}
     batch["unreadable_index"] = torch.tensor([f[0] for f in failures], dtype=torch.long)
     batch["unreadable_path"] = [f[1] for f in failures]
     batch["unreadable_reason"] = [f[2] for f in failures]
