@@ -238,7 +238,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         num_workers: NonNegativeInt = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
-        reverse_time: bool = False,
         mark_contrast: MarkContrast = 1.0,
         normalize: Normalization | None = IMAGENET,
     ) -> None:
@@ -258,7 +257,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             num_workers=num_workers,
             video_backend=video_backend,
             on_error=on_error,
-            reverse_time=reverse_time,
             normalize=normalize,
         )
         if not 1 <= num_contexts <= len(CONTEXTS):

@@ -105,9 +105,10 @@ class _TestVideoVisualizer(pl.Callback):
     @torch.no_grad()
     def _forward(self, pl_module: pl.LightningModule, clip: Tensor) -> tuple[dict, Any]:
         """``uint8 [C, T, H, W]`` → (backbone stage dict, HeadOutput) for one clip."""
-        # the device transfer + normalisation a batch gets (the datamodule's, when it has one)
-        video = pl_module._apply_batch_transfer_handler({"video": clip[None]})["video"]
-        features = pl_module.backbone(pl_module.normalization(video))
+        # shaped as a test batch [B=1, V=1, C, T, H, W]; the device transfer and normalisation
+        # a batch gets (the datamodule's hook when it has one)
+        batch = pl_module._apply_batch_transfer_handler({"video": clip[None, None]})
+        features = pl_module.backbone(pl_module.normalization(batch["video"][:, 0]))
         return features, pl_module.head(features)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
