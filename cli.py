@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
-from lightning_modules import EpochSummary, VideoRecognizer
+from lightning_modules import EpochSummary, PredictionCSVWriter, VideoRecognizer
 from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
 from lightning_modules.quiet import drop_wandb_anonymous, quiet_dependencies
 
@@ -108,6 +108,8 @@ class FinegrainCLI(LightningCLI):
         # always there, whatever trainer.callbacks a config lists: one metrics line per epoch
         # when stdout is a file (--epoch_summary.when=always|never)
         parser.add_lightning_class_args(EpochSummary, "epoch_summary")
+        # `cli.py predict` writes a CSV (path, top-5, every branch's top-1) and says where
+        parser.add_lightning_class_args(PredictionCSVWriter, "prediction_csv")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on the test split")
         # a cosine schedule ends with training, whatever --trainer.max_epochs says; schedules

@@ -19,6 +19,7 @@ from datamodules.annotations import derive_flip_label_map
 from datamodules.dataset import OnError, VideoDataset, collate_samples
 from datamodules.decoders import Decoder, get_decoder
 from datamodules.normalize import IMAGENET, Normalization
+from datamodules.predict import PredictPaths, predict_records
 from datamodules.records import VideoRecord
 from datamodules.reports import UnreadableLog, split_summary
 from datamodules.transforms import TestViews, TrainTransform
@@ -52,6 +53,10 @@ class VideoDataModule(pl.LightningDataModule):
         normalize: per-channel ``mean`` / ``std`` (in [0, 1] units) that every batch is
             normalised with on the device, after the transfer (``on_after_batch_transfer``):
             ImageNet's by default; ``None`` hands the model raw ``uint8`` video.
+        predict_paths: new videos for ``predict`` (``datamodules.predict``): a folder (every
+            video below it), a glob pattern, a text file listing paths, or a list of these;
+            ``None`` predicts the test split. Results name videos by their path relative to
+            :meth:`video_root`.
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
             **decoder_options)``), e.g. ``{"template": "img_{:05d}.jpg", "start_index": 1}``
             for frame folders or ``{"thread_count": 1}`` for PyAV.
@@ -77,6 +82,7 @@ class VideoDataModule(pl.LightningDataModule):
         on_error: OnError = "warn",
         decoder_options: dict[str, Any] | None = None,
         normalize: Normalization | None = IMAGENET,
+        predict_paths: PredictPaths | None = None,
     ) -> None:
         super().__init__()
         if sampling not in ("uniform", "dense"):
@@ -108,6 +114,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.on_error = on_error
         self.decoder_options = dict(decoder_options or {})
         self.normalize = normalize
+        self.predict_paths = predict_paths
+        self._predict_root: str | None = None
         self.datasets: dict[Split, VideoDataset] = {}
         #: every unreadable video met in this run, named once (all splits share it)
         self.unreadable_log = UnreadableLog()
@@ -142,8 +150,29 @@ class VideoDataModule(pl.LightningDataModule):
             return derive_flip_label_map(self.classes)
         return {int(k): int(v) for k, v in (self.flip_label_map or {}).items()}
 
-    def make_dataset(self, split: Split) -> VideoDataset:
-        records = self.build_records(split)
+    @property
+    def data_root(self) -> str:
+        """The folder the records' relative paths start from (``data_dir``)."""
+        return self.data_dir
+
+    def video_root(self, split: str) -> str:
+        """Where result files' relative video paths start: ``predict_paths``' folder for
+        ``predict`` on new videos, else :attr:`data_root`."""
+        if split == "predict" and self._predict_root is not None:
+            return self._predict_root
+        return self.data_root
+
+    def make_dataset(self, split: Split | Literal["predict"]) -> VideoDataset:
+        if split == "predict":
+            if self.predict_paths is None:
+                if "test" not in self.datasets:  # the test split, shared with `test`
+                    self.datasets["test"] = self.make_dataset("test")
+                return self.datasets["test"]
+            frames = self.video_backend == "frames"
+            self._predict_root, records = predict_records(self.predict_paths, frames=frames)
+            split = "test"  # evaluated exactly as test videos are (every test view)
+        else:
+            records = self.build_records(split)
         if not records:
             raise ValueError(
                 f"{type(self).__name__}: the {split!r} split is empty ({self.data_dir})")
@@ -187,7 +216,7 @@ class VideoDataModule(pl.LightningDataModule):
             "fit": ("train", "val"),
             "validate": ("val",),
             "test": ("test",),
-            "predict": ("test",),
+            "predict": ("predict",),
         }
         for split in wanted.get(stage, ("train", "val", "test")):
             if split not in self.datasets:
@@ -230,4 +259,4 @@ class VideoDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("predict", shuffle=False)

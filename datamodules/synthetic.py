@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -35,10 +36,12 @@ from jsonargparse.typing import (
     PositiveInt,
     restricted_number_type,
 )
+from pytorch_lightning.utilities import rank_zero_info
 
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
 from datamodules.normalize import IMAGENET, Normalization
+from datamodules.predict import PredictPaths
 from datamodules.records import VideoRecord
 
 CONTEXTS = ("stripes", "checker", "gradient", "rings")
@@ -166,7 +169,8 @@ def generate_benchmark(
     """Write every split's videos and a ``manifest.json`` under ``root``; return ``root``.
 
     Written to a temporary folder first and renamed into place, so an interrupted run never
-    leaves a half-written benchmark behind and concurrent processes do not collide.
+    leaves a half-written benchmark behind and concurrent processes do not collide. Progress is
+    reported every tenth of the videos (a first run writes hundreds of files).
     """
     root = Path(root)
     if (root / "manifest.json").exists():
@@ -175,6 +179,10 @@ def generate_benchmark(
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
     classes = synthetic_class_names(num_contexts)
     manifest: dict[str, object] = {"classes": classes, "splits": {}}
+    total = len(classes) * sum(videos_per_class.values())
+    every, written, start = max(1, total // 10), 0, time.perf_counter()
+    rank_zero_info(f"synthetic benchmark: writing {total} videos to {root} (once; later runs "
+                   "read them back)")
     for split, count in videos_per_class.items():
         entries = []
         for label, name in enumerate(classes):
@@ -186,6 +194,10 @@ def generate_benchmark(
                 relative = f"{split}/{name}/{split}_{label:02d}_{i:04d}.mp4"
                 write_video(staging / relative, frames)
                 entries.append({"path": relative, "label": label, "num_frames": frames_per_video})
+                written += 1
+                if written % every == 0 or written == total:
+                    rank_zero_info(f"synthetic benchmark: {written}/{total} videos "
+                                   f"({time.perf_counter() - start:.0f} s)")
         manifest["splits"][split] = entries
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     try:
@@ -240,6 +252,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         on_error: OnError = "warn",
         mark_contrast: MarkContrast = 1.0,
         normalize: Normalization | None = IMAGENET,
+        predict_paths: PredictPaths | None = None,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -258,6 +271,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             video_backend=video_backend,
             on_error=on_error,
             normalize=normalize,
+            predict_paths=predict_paths,
         )
         if not 1 <= num_contexts <= len(CONTEXTS):
             raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")
@@ -295,6 +309,11 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             groups.setdefault(f"detail:{context}-{motion}", []).append(name)
             groups.setdefault(f"reversal:{context}-{mark}", []).append(name)
         return groups
+
+    @property
+    def data_root(self) -> str:
+        """The generated benchmark's folder (``data_dir/synthetic-<hash>``)."""
+        return str(self.root)
 
     def prepare_data(self) -> None:
         generate_benchmark(self.root, **self.generation)

@@ -193,7 +193,8 @@ def test_ddp_predict_writes_every_video_once(tmp_path, synthetic_root) -> None:
     assert len(records) == NUM_PREDICT
     for predictions in (one, two):
         assert predictions["index"].tolist() == list(range(NUM_PREDICT))  # each video once
-        assert predictions["video_ids"] == [r.video_id for r in records]
+        assert predictions["video_ids"] == [
+            Path(r.path).relative_to(dm.data_root).as_posix() for r in records]
         assert predictions["labels"].tolist() == [r.label for r in records]
         assert predictions["final"] == "fused"
         assert set(predictions["probs"]) == {"universal", "bridge", "specific", "fused"}

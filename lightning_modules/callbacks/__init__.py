@@ -5,6 +5,7 @@ from lightning_modules.callbacks.epoch_summary import EpochSummary
 from lightning_modules.callbacks.evaluation import (
     AccuracyVsClips,
     ConfusionAnalysis,
+    PredictionCSVWriter,
     ReversedTimeEvaluation,
     TestPredictionsWriter,
     VideoPredictionWriter,
@@ -23,6 +24,7 @@ __all__ = [
     "ConfusionAnalysis",
     "EpochSummary",
     "FilterResponseVisualizer",
+    "PredictionCSVWriter",
     "ReversedTimeEvaluation",
     "TestPredictionsWriter",
     "U2SMaskVisualizer",
