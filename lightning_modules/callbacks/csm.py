@@ -21,45 +21,9 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
-# a few viridis anchor colours: a perceptually ordered dark-to-bright ramp without matplotlib
-_VIRIDIS = torch.tensor(
-    [
-        [0.267, 0.005, 0.329],
-        [0.229, 0.322, 0.546],
-        [0.128, 0.567, 0.551],
-        [0.369, 0.789, 0.383],
-        [0.993, 0.906, 0.144],
-    ]
-)
-
-
-def heatmap_image(matrix: Tensor, min_size: int = 256) -> Tensor:
-    """``[M, M]`` values in ``[0, 1]`` → RGB ``[3, S, S]`` float image (viridis-like ramp).
-
-    Each cell is repeated so the image is at least ``min_size`` pixels wide (nearest neighbour:
-    cells stay crisp, one class = one block).
-    """
-    values = matrix.detach().float().cpu().clamp(0, 1).nan_to_num(0.0)
-    position = values * (len(_VIRIDIS) - 1)
-    low = position.floor().long().clamp(max=len(_VIRIDIS) - 2)
-    frac = (position - low).unsqueeze(-1)
-    rgb = _VIRIDIS[low] * (1 - frac) + _VIRIDIS[low + 1] * frac  # [M, M, 3]
-    scale = max(1, -(-min_size // values.shape[0]))
-    rgb = rgb.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
-    return rgb.permute(2, 0, 1).contiguous()
-
-
-def csm_figure(similarity: Tensor, csm: Tensor, min_size: int = 256) -> Tensor:
-    """Side by side: similarity ``S`` (min-max normalised off the diagonal) | binary CSM."""
-    s = similarity.detach().float().cpu().clone()
-    off = ~torch.eye(s.shape[0], dtype=torch.bool)
-    if off.any():
-        lo, hi = s[off].min(), s[off].max()
-        s = (s - lo) / (hi - lo).clamp(min=1e-12)
-    s.fill_diagonal_(1.0)
-    left, right = heatmap_image(s, min_size), heatmap_image(csm, min_size)
-    gap = torch.ones(3, left.shape[1], max(2, left.shape[2] // 64))
-    return torch.cat([left, gap, right], dim=2)
+from lightning_modules.analysis.figures import csm_figure
+from lightning_modules.analysis.report import AnalysisReporter
+from lightning_modules.callbacks.evaluation import class_names_of
 
 
 def _find_u2s_head(pl_module: nn.Module) -> nn.Module | None:
@@ -124,7 +88,7 @@ class CategorySimilarityCallback(pl.Callback):
             rank_zero_info("CategorySimilarityCallback: the U2S head already has a CSM; kept")
             return
         self.compute(trainer, pl_module, head)
-        self.log_heatmap(trainer, head)
+        self.log_heatmap(trainer, head, pl_module)
 
     # ------------------------------------------------------------------ work
     def _split_batch(self, batch: Any) -> tuple[Tensor, Tensor]:
@@ -198,32 +162,22 @@ class CategorySimilarityCallback(pl.Callback):
             f"alpha={head.csm_threshold.item():.4f}, mean positives per column={positives:.2f}"
         )
 
-    def log_heatmap(self, trainer: pl.Trainer, head: nn.Module) -> None:
-        """Send the heat map to every logger that takes images; else write a PNG (rank 0)."""
-        # trainer.log_dir broadcasts rank 0's folder (a collective): every rank must ask for it
-        directory = trainer.log_dir or trainer.default_root_dir
-        if not trainer.is_global_zero:
+    def log_heatmap(self, trainer: pl.Trainer, head: nn.Module,
+                    pl_module: pl.LightningModule) -> None:
+        """The heat map (S and the binary CSM, class names on the axes) to every logger that
+        takes images and as a PNG in the run's analysis folder (global-zero rank)."""
+        # trainer.log_dir (where the PNG goes without W&B) broadcasts rank 0's folder, a
+        # collective: every rank asks before the others return
+        _ = trainer.log_dir
+        report = AnalysisReporter(trainer)
+        if not report.enabled:
             return
-        image = csm_figure(head.csm_similarity, head.csm)  # [3, H, W] in [0, 1]
-        step = trainer.global_step
-        logged = False
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B
-                hwc = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-                logger.log_image(
-                    key=self.log_key, images=[hwc], step=step, caption=["S | CSM (binary)"]
-                )
-                logged = True
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image(self.log_key, image, step)
-                logged = True
-        if not logged:
-            from torchvision.utils import save_image
-
-            os.makedirs(directory, exist_ok=True)
-            self.image_path = os.path.join(directory, self.log_key.replace("/", "_") + ".png")
-            save_image(image, self.image_path)
-            rank_zero_info(f"CategorySimilarityCallback: heat map written to {self.image_path}")
+        names = class_names_of(trainer, pl_module, int(head.csm.shape[0]))
+        path = report.image(self.log_key, csm_figure(head.csm_similarity, head.csm, names),
+                            caption="S | CSM (binary)")
+        if path is not None:
+            self.image_path = str(path)
+            rank_zero_info(f"CategorySimilarityCallback: heat map written to {path}")
 
 
 class InitWeightsFromCheckpoint(pl.Callback):
@@ -267,6 +221,4 @@ class InitWeightsFromCheckpoint(pl.Callback):
 __all__ = [
     "CategorySimilarityCallback",
     "InitWeightsFromCheckpoint",
-    "csm_figure",
-    "heatmap_image",
 ]
