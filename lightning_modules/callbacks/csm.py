@@ -166,9 +166,6 @@ class CategorySimilarityCallback(pl.Callback):
                     pl_module: pl.LightningModule) -> None:
         """The heat map (S and the binary CSM, class names on the axes) to every logger that
         takes images and as a PNG in the run's analysis folder (global-zero rank)."""
-        # trainer.log_dir (where the PNG goes without W&B) broadcasts rank 0's folder, a
-        # collective: every rank asks before the others return
-        _ = trainer.log_dir
         report = AnalysisReporter(trainer)
         if not report.enabled:
             return

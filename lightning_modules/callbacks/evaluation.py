@@ -242,8 +242,6 @@ class PredictionCSVWriter(BasePredictionWriter):
         except RuntimeError:
             rank_zero_warn("PredictionCSVWriter: no predictions to write")
             return
-        # the run folder's default (trainer.log_dir) broadcasts rank 0's: every rank asks
-        _ = trainer.log_dir
         if not trainer.is_global_zero:
             return
         output = Path(self.output)
