@@ -141,7 +141,7 @@ class VideoRecognizer(pl.LightningModule):
 
     def train(self, mode: bool = True) -> VideoRecognizer:
         super().train(mode)
-        for layer in self._frozen_bn:
+        for layer in getattr(self, "_frozen_bn", ()):  # set at the end of __init__
             layer.eval()
         return self
 
