@@ -354,6 +354,12 @@ class InceptionV1Video(nn.Module):
         init_weights(stage)
         return stage
 
+    @property
+    def is_2d(self) -> bool:
+        """Every frame is processed alone (I2D without temporal pooling): stage ``t`` of every
+        feature map depends on input frame ``t`` only (see ``VideoResNet.is_2d``)."""
+        return self.temporal == "none" and not self.temporal_pooling
+
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """``[B, C, T, H, W]`` → ``{stage name: [B, C_s, T_s, H_s, W_s]}``."""
         if x.dim() != 5 or x.shape[1] != self.in_channels:

@@ -488,6 +488,14 @@ class VideoResNet(nn.Module):
 
     # -- contract -----------------------------------------------------------------------------
 
+    @property
+    def is_2d(self) -> bool:
+        """Every frame is processed alone (TSN / I2D): no temporal module, temporal pooling,
+        non-local block or temporal stem, so stage ``t`` of every feature map depends on input
+        frame ``t`` only. Heads that score frames independently (TSN consensus) ask for it."""
+        return (self.temporal == "none" and not self.temporal_pooling
+                and not self.non_local_stages and self.stem_kind == "2d")
+
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """``[B, C, T, H, W]`` → ``{stage name: [B, C_s, T_s, H_s, W_s]}``."""
         if x.dim() != 5 or x.shape[1] != self.in_channels:
