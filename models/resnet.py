@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
@@ -254,37 +254,17 @@ def _preact_shortcut(in_ch: int, out_ch: int, stride: int, t_stride: int) -> nn.
     return nn.Conv3d(in_ch, out_ch, 1, stride=(t_stride, stride, stride), bias=False)
 
 
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(BasicBlock):
     """``BasicBlock`` with pre-activation (He et al., "Identity mappings in deep residual
     networks", 2016; u2s §III-A, ref. [63]): BN → ReLU → conv, twice, and a clean identity path
-    with nothing after the addition. ``[B, C_in, T, H, W] → [B, width, T/t_stride, H/s, W/s]``.
+    with nothing after the addition. Same arguments and convolutions as ``BasicBlock``; its BNs
+    normalise each conv's input. ``[B, C_in, T, H, W] → [B, width, T/t_stride, H/s, W/s]``.
     """
 
-    expansion = 1
-
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        t_stride: int = 1,
-        kind: str = "none",
-        gating: bool = False,
-        expand: bool = False,
-        fold_div: int = 8,
-    ) -> None:
-        super().__init__()
-        conv_kind = kind in CONV_KINDS
+    def __init__(self, in_channels: int, width: int, stride: int = 1, t_stride: int = 1,
+                 **options: Any) -> None:
+        super().__init__(in_channels, width, stride, t_stride, **options)
         self.bn1 = _bn(in_channels)
-        self.mixer = _mixer(kind, in_channels, fold_div)
-        self.gate0 = _gate(gating and kind in MIXER_KINDS, in_channels)
-        self.conv1 = spatiotemporal_conv(kind, in_channels, width, 3, stride, t_stride, 3, expand)
-        self.gate1 = _gate(gating and conv_kind, width)
-        self.bn2 = _bn(width)
-        mid = r2plus1d_midplanes(in_channels, width) if expand else None
-        self.conv2 = spatiotemporal_conv(kind, width, width, 3, 1, 1, 3, expand, mid)
-        self.gate2 = _gate(gating and conv_kind, width)
-        self.relu = nn.ReLU(inplace=True)
         self.downsample = _preact_shortcut(in_channels, width, stride, t_stride)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -295,38 +275,18 @@ class PreActBasicBlock(nn.Module):
         return out + identity
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(Bottleneck):
     """``Bottleneck`` with pre-activation (He et al. 2016b; u2s §III-A, ref. [63]): BN → ReLU
     → conv for the 1×1, the 3×3 (temporal module, stride) and the 1×1 (×4); nothing after the
     addition. ``[B, C_in, T, H, W] → [B, 4·width, T/t_stride, H/stride, W/stride]``.
     """
 
-    expansion = 4
-
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        t_stride: int = 1,
-        kind: str = "none",
-        gating: bool = False,
-        expand: bool = False,
-        fold_div: int = 8,
-    ) -> None:
-        super().__init__()
-        out_channels = width * self.expansion
+    def __init__(self, in_channels: int, width: int, stride: int = 1, t_stride: int = 1,
+                 **options: Any) -> None:
+        super().__init__(in_channels, width, stride, t_stride, **options)
         self.bn1 = _bn(in_channels)
-        self.mixer = _mixer(kind, in_channels, fold_div)
-        self.gate0 = _gate(gating and kind in MIXER_KINDS, in_channels)
-        self.conv1 = nn.Conv3d(in_channels, width, 1, bias=False)
-        self.bn2 = _bn(width)
-        self.conv2 = spatiotemporal_conv(kind, width, width, 3, stride, t_stride, 3, expand)
-        self.gate2 = _gate(gating and kind in CONV_KINDS, width)
         self.bn3 = _bn(width)
-        self.conv3 = nn.Conv3d(width, out_channels, 1, bias=False)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = _preact_shortcut(in_channels, out_channels, stride, t_stride)
+        self.downsample = _preact_shortcut(in_channels, width * self.expansion, stride, t_stride)
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))
