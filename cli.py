@@ -13,7 +13,7 @@ import yaml
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
@@ -93,6 +93,29 @@ class SaveRunConfig(SaveConfigCallback):
         rank_zero_info(f"resolved config saved to {run_dir / self.config_filename}")
 
 
+def add_csv_logger(trainer: Trainer) -> CSVLogger | None:
+    """A ``CSVLogger`` beside the run's ``WandbLogger`` (W&B stays the tracker; the CSV is a
+    plain local copy of every logged metric), in the folder that holds the run's checkpoints:
+    ``<checkpoint dir>/../metrics.csv``. Nothing is added without W&B or when a CSV logger is
+    already configured."""
+    loggers = list(trainer.loggers)
+    wandb = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+    if wandb is None or any(isinstance(lg, CSVLogger) for lg in loggers):
+        return None
+    checkpoint = trainer.checkpoint_callback
+    dirpath = getattr(checkpoint, "dirpath", None)
+    if dirpath:
+        folder = Path(dirpath).parent
+    else:  # where Lightning puts a W&B run's checkpoints: <save_dir>/<project>/<run id>/
+        if trainer.is_global_zero:
+            _ = wandb.experiment  # starts the (offline) run: its id names the folder
+        folder = Path(wandb.save_dir or ".") / str(wandb.name) / str(wandb.version)
+    csv = CSVLogger(save_dir=str(folder), name="", version="")
+    trainer.loggers = [*loggers, csv]  # W&B stays first: Lightning's folders follow it
+    rank_zero_info(f"metrics also written to {Path(csv.log_dir) / 'metrics.csv'}")
+    return csv
+
+
 def _schedule_length(max_epochs: int | None) -> int:
     # Lightning trains 1000 epochs when neither max_epochs nor max_steps is given
     return max_epochs if max_epochs is not None and max_epochs > 0 else 1000
@@ -146,6 +169,12 @@ class FinegrainCLI(LightningCLI):
                 "Use --trainer.precision=32-true on CPU; 16-mixed is meant for GPUs."
             )
             rank_zero_warn(message)
+
+    def before_fit(self) -> None:
+        add_csv_logger(self.trainer)
+
+    def before_test(self) -> None:
+        add_csv_logger(self.trainer)
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback

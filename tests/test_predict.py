@@ -79,6 +79,9 @@ def test_predict_on_a_folder_writes_one_row_per_video(tmp_path, synthetic_root,
     }))
     main(["fit", "--config", str(DEMO), "--config", str(tiny), "--test_after_fit=false"])
     checkpoint = next(tmp_path.rglob("last.ckpt"))
+    # beside W&B, every logged metric also lands in a plain CSV next to the checkpoints
+    with (checkpoint.parent.parent / "metrics.csv").open() as handle:
+        assert "val/acc1" in next(csv.reader(handle))
     expected = new_videos(tmp_path / "new")
     main(["predict", "--config", str(DEMO), "--config", str(tiny), "--ckpt_path",
           str(checkpoint), f"--data.init_args.predict_paths={tmp_path / 'new'}"])
