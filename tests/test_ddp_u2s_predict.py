@@ -204,5 +204,9 @@ def test_ddp_predict_writes_every_video_once(tmp_path, synthetic_root) -> None:
     assert one["class_names"] == two["class_names"] == list(dm.classes)
     for branch, probs in one["probs"].items():
         torch.testing.assert_close(two["probs"][branch], probs, rtol=1e-4, atol=1e-5)
-    # one file, written by rank 0 only
-    assert [p.name for p in (tmp_path / "ddp").iterdir()] == ["predictions.pt"]
+    # written by rank 0 only: the configured file and the CLI's default CSV, one row per video
+    written = sorted(p.relative_to(tmp_path / "ddp").as_posix()
+                     for p in (tmp_path / "ddp").rglob("*") if p.is_file())
+    assert written == ["analysis/predictions.csv", "predictions.pt"]
+    csv_rows = (tmp_path / "ddp" / "analysis" / "predictions.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + NUM_PREDICT

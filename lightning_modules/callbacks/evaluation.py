@@ -168,20 +168,13 @@ class VideoPredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
-        collect = getattr(pl_module, "collect_predict_results", None)
-        if collect is None:
+        if not hasattr(pl_module, "collect_predict_results"):
             raise TypeError(f"{type(pl_module).__name__} has no collect_predict_results(); "
                             "VideoPredictionWriter needs lightning_modules.VideoRecognizer")
-        try:
-            results = collect()  # collective: every rank
-        except RuntimeError:
-            rank_zero_warn("VideoPredictionWriter: no predictions to write")
+        results = _predictions_to_write(trainer, pl_module, type(self).__name__)
+        if results is None:
             return
-        if not trainer.is_global_zero:
-            return
-        output = Path(self.output)
-        if not output.is_absolute():
-            output = AnalysisReporter(trainer).directory / output
+        output = _run_file(trainer, self.output)
         k = results.video[results.final].shape[1]
         self.path = save_predictions(
             output, video_ids=video_ids_of(records_of(trainer, "predict"), results.index,
@@ -190,6 +183,24 @@ class VideoPredictionWriter(BasePredictionWriter):
             class_names=class_names_of(trainer, pl_module, k), probs=results.video,
             final=results.final)
         rank_zero_info(f"VideoPredictionWriter: {len(results)} videos written to {self.path}")
+
+
+def _predictions_to_write(trainer: pl.Trainer, pl_module: pl.LightningModule,
+                          writer: str) -> VideoResults | None:
+    """The predict epoch's results gathered from every rank (a collective: every rank calls
+    this); ``None`` except on the global-zero rank, or when there is nothing to write."""
+    try:
+        results = pl_module.collect_predict_results()
+    except RuntimeError:
+        rank_zero_warn(f"{writer}: no predictions to write")
+        return None
+    return results if trainer.is_global_zero else None
+
+
+def _run_file(trainer: pl.Trainer, output: str) -> Path:
+    """``output``, a relative path taken from the run's analysis folder."""
+    path = Path(output)
+    return path if path.is_absolute() else AnalysisReporter(trainer).directory / path
 
 
 def prediction_rows(results: VideoResults, video_ids: Sequence[str], class_names: Sequence[str],
@@ -234,19 +245,12 @@ class PredictionCSVWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
-        collect = getattr(pl_module, "collect_predict_results", None)
-        if self.output is None or collect is None:
+        if self.output is None or not hasattr(pl_module, "collect_predict_results"):
             return
-        try:
-            results = collect()  # collective: every rank
-        except RuntimeError:
-            rank_zero_warn("PredictionCSVWriter: no predictions to write")
+        results = _predictions_to_write(trainer, pl_module, type(self).__name__)
+        if results is None:
             return
-        if not trainer.is_global_zero:
-            return
-        output = Path(self.output)
-        if not output.is_absolute():
-            output = AnalysisReporter(trainer).directory / output
+        output = _run_file(trainer, self.output)
         ids = video_ids_of(records_of(trainer, "predict"), results.index,
                            video_root_of(trainer, "predict"))
         names = class_names_of(trainer, pl_module, results.video[results.final].shape[1])
