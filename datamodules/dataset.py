@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Literal
 
-import torch
 from einops import rearrange
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -15,7 +14,7 @@ from torch.utils.data import Dataset
 from datamodules.decoders import DecodeError, Decoder
 from datamodules.records import VideoRecord
 from datamodules.sampling import clip_indices
-from datamodules.transforms import TestViews, TrainTransform
+from datamodules.transforms import ClipTransform, ClipViews
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +29,11 @@ class VideoDataset(Dataset):
 
     - ``video``: ``uint8`` ``[C, T, H, W]`` in ``train``/``val`` mode (one clip; val takes the
       centre clip and centre crop), ``[V, C, T, H, W]`` in ``test`` mode with
-      ``V = test_clips × test_crops`` ordered clip-major (view ``0`` is the centre crop of the
-      first clip).
+      ``V = test_clips × views_per_clip`` (``test_views``: crops, or one full frame) ordered
+      clip-major (view ``0`` is the centre crop of the first clip).
+    - ``clip_view`` (``test`` mode): which of the ``V`` views is the clip-level prediction —
+      the first (centre) view of the middle clip, ``(test_clips // 2) × views_per_clip``: a
+      dense clip-level test takes the clip at the video's centre, not its start.
     - ``label``: class index; ``index``: position in ``records`` (lets evaluation count every
       video once under DDP); ``skipped``: how many unreadable records were replaced to produce
       this sample (summed and logged by the LightningModule).
@@ -51,8 +53,8 @@ class VideoDataset(Dataset):
         num_frames: int,
         frame_interval: int = 1,
         test_clips: int = 1,
-        train_transform: TrainTransform | None = None,
-        test_views: TestViews | None = None,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         on_error: OnError = "warn",
         reverse_time: bool = False,
     ) -> None:
@@ -90,7 +92,10 @@ class VideoDataset(Dataset):
                     self._warned.add(record.path)
                     warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
                 continue
-            return {"video": video, "label": label, "index": index, "skipped": skipped}
+            sample = {"video": video, "label": label, "index": index, "skipped": skipped}
+            if self.mode == "test":
+                sample["clip_view"] = (self.test_clips // 2) * self.test_views.views_per_clip
+            return sample
         raise RuntimeError(f"none of the {len(self.records)} videos in this split can be decoded")
 
     def _load(self, record: VideoRecord) -> tuple[Tensor, int]:
@@ -113,5 +118,5 @@ class VideoDataset(Dataset):
         if self.mode == "train":
             # the label can change: a flip swaps mirror classes (``flip_label_map``)
             return self.train_transform(frames[0], record.label)  # [C, T, H, W], label
-        views = torch.cat([self.test_views(clip) for clip in frames])  # [K*crops, C, T, H, W]
+        views = self.test_views(frames)  # [K*views_per_clip, C, T, H, W], clip-major
         return (views[0] if self.mode == "val" else views), record.label

@@ -51,9 +51,9 @@ class VideoRecognizer(pl.LightningModule):
 
     Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
     ``val/loss``, ``val/acc1``, ``val/acc5`` (final branch), ``val/acc1_<branch>``,
-    ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
-    view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
-    ``test/acc1_video_<branch>``.
+    ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (the
+    centre view of the middle test clip alone), ``test/mean_class_acc``, ``test/num_videos``
+    and the per-branch ``test/acc1_video_<branch>``.
 
     Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
     (optionally chunked) forward; per-rank outputs are gathered and de-duplicated by dataset
@@ -201,11 +201,14 @@ class VideoRecognizer(pl.LightningModule):
         logits, self._final_branch = self._view_logits(views)
         self._test_outputs["index"].append(batch["index"])
         self._test_outputs["label"].append(batch["label"])
+        # the clip-level view: the dataset names it (the middle clip's centre view), else view 0
+        clip_view = batch.get("clip_view", torch.zeros_like(batch["index"]))
+        rows = torch.arange(views.shape[0], device=views.device)
         video = {}
         for branch, branch_logits in logits.items():
             video[branch] = average_views(branch_logits, self.test_average)
             self._test_outputs[f"video/{branch}"].append(video[branch])
-            self._test_outputs[f"clip/{branch}"].append(branch_logits[:, 0])
+            self._test_outputs[f"clip/{branch}"].append(branch_logits[rows, clip_view])
             if self.keep_view_logits:
                 self._test_outputs[f"views/{branch}"].append(branch_logits)
         return {"index": batch["index"], "label": batch["label"], "logits": logits,

@@ -344,7 +344,9 @@ class AccuracyVsClips(pl.Callback):
         if branch not in results.views:
             rank_zero_warn("AccuracyVsClips: no per-view logits kept; skipped")
             return
-        crops = self.crops or int(getattr(getattr(trainer, "datamodule", None), "test_crops", 1))
+        datamodule = getattr(trainer, "datamodule", None)
+        crops = self.crops or int(getattr(datamodule, "test_views_per_clip",
+                                          getattr(datamodule, "test_crops", 1)))
         views, label = results.views[branch], results.label
         how = getattr(pl_module, "test_average", "prob")
         self.top1 = accuracy_vs_clips(views, label, crops, how, top_k=1)
