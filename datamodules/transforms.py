@@ -31,6 +31,7 @@ __all__ = [
     "FullFrameViews",
     "MultiScaleCrop",
     "ResizeRandomCrop",
+    "ShortSideCrop",
     "TestViews",
     "TrainTransform",
     "normalize",
@@ -161,7 +162,38 @@ class ClipTransform(ABC):
                 f"flip={self.flip}, flip_label_map={self.flip_label_map or None})")
 
 
-class TrainTransform(ClipTransform):
+class ShortSideCrop(ClipTransform):
+    """A crop drawn by ``crop_box`` in the frame resized to short side ``short_side``
+    (``None``: the decoded frame), then mapped back to the decoded frame."""
+
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        short_side: int | None = None,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(crop_size, flip, flip_label_map)
+        if short_side is not None and short_side <= 0:
+            raise ValueError(f"short_side must be positive, got {short_side}")
+        self.short_side = short_side
+
+    @abstractmethod
+    def crop_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of a random crop inside a ``height × width`` frame."""
+
+    def source_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        if self.short_side is None:
+            return self.crop_box(height, width, generator)
+        nominal = short_side_size(height, width, self.short_side)
+        return _to_source(self.crop_box(*nominal, generator), nominal, (height, width))
+
+
+class TrainTransform(ShortSideCrop):
     """Random-resized crop + horizontal flip (the default train transform).
 
     The crop covers a fraction in ``scale`` of the frame area with an aspect ratio in ``ratio``
@@ -186,14 +218,11 @@ class TrainTransform(ClipTransform):
         flip: bool = True,
         flip_label_map: Mapping[int, int] | None = None,
     ) -> None:
-        super().__init__(crop_size, flip, flip_label_map)
-        if short_side is not None and short_side <= 0:
-            raise ValueError(f"short_side must be positive, got {short_side}")
+        super().__init__(crop_size, short_side, flip, flip_label_map)
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         if not 0 < ratio[0] <= ratio[1]:
             raise ValueError(f"ratio must satisfy 0 < min <= max, got {ratio}")
-        self.short_side = short_side
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
 
@@ -222,14 +251,6 @@ class TrainTransform(ClipTransform):
         else:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
-
-    def source_box(
-        self, height: int, width: int, generator: torch.Generator | None = None
-    ) -> tuple[int, int, int, int]:
-        if self.short_side is None:
-            return self.crop_box(height, width, generator)
-        nominal = short_side_size(height, width, self.short_side)
-        return _to_source(self.crop_box(*nominal, generator), nominal, (height, width))
 
     def _repr_args(self) -> str:
         return f", short_side={self.short_side}, scale={self.scale}, ratio={self.ratio}"
@@ -311,7 +332,7 @@ class ResizeRandomCrop(ClipTransform):
         return f", short_side={self.short_side}, size={self.size}"
 
 
-class MultiScaleCrop(ClipTransform):
+class MultiScaleCrop(ShortSideCrop):
     """The multi-scale crop of TSN, as the unified-analysis authors' released code trains with.
 
     Described from IBM/action-recognition-pytorch (``utils/video_transforms.py``,
@@ -350,14 +371,11 @@ class MultiScaleCrop(ClipTransform):
         flip: bool = True,
         flip_label_map: Mapping[int, int] | None = None,
     ) -> None:
-        super().__init__(crop_size, flip, flip_label_map)
-        if short_side is not None and short_side <= 0:
-            raise ValueError(f"short_side must be positive, got {short_side}")
+        super().__init__(crop_size, short_side, flip, flip_label_map)
         if not scales or not all(0 < s <= 1 for s in scales):
             raise ValueError(f"scales must be fractions in (0, 1], got {scales}")
         if max_distort < 0:
             raise ValueError(f"max_distort must be >= 0, got {max_distort}")
-        self.short_side = short_side
         self.scales = tuple(float(s) for s in scales)
         self.max_distort = max_distort
         self.fix_crop = fix_crop
@@ -393,14 +411,6 @@ class MultiScaleCrop(ClipTransform):
             top = _randint(0, height - h, generator)
             left = _randint(0, width - w, generator)
         return top, left, h, w
-
-    def source_box(
-        self, height: int, width: int, generator: torch.Generator | None = None
-    ) -> tuple[int, int, int, int]:
-        if self.short_side is None:
-            return self.crop_box(height, width, generator)
-        nominal = short_side_size(height, width, self.short_side)
-        return _to_source(self.crop_box(*nominal, generator), nominal, (height, width))
 
     def _repr_args(self) -> str:
         return (f", short_side={self.short_side}, scales={self.scales}, "
