@@ -67,7 +67,6 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
         video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
-        reverse_time: feed every clip in reversed frame order (the s3d paper's Table 1 test).
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
             **decoder_options)``), e.g. ``{"template": "img_{:05d}.jpg", "start_index": 1}``
             for frame folders or ``{"thread_count": 1}`` for PyAV.
@@ -93,7 +92,6 @@ class VideoDataModule(pl.LightningDataModule):
         num_workers: int = 4,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
-        reverse_time: bool = False,
         decoder_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -126,7 +124,6 @@ class VideoDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.video_backend = video_backend
         self.on_error = on_error
-        self.reverse_time = reverse_time
         self.decoder_options = dict(decoder_options or {})
         self.datasets: dict[Split, VideoDataset] = {}
 
@@ -198,7 +195,6 @@ class VideoDataModule(pl.LightningDataModule):
             test_views=(self.make_test_views() if split == "test"
                         else TestViews(self.test_crop_size, self.short_side, 1)),
             on_error=self.on_error,
-            reverse_time=self.reverse_time,
         )
 
     def setup(self, stage: str | None = None) -> None:
