@@ -65,6 +65,8 @@ class DFBHead(Head):
     """
 
     loss_branches = ("comb", "avg", "max", "xchannel")
+    classifier_layers = ("fc_avg", "fc_max", "filters_main", "filters_skip", "filters_bias")
+    source_classifier = "fc_avg"
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -111,6 +113,7 @@ class DFBHead(Head):
         if local_branch:
             # §3.3 / §4.2: a separate stage-5 copy, randomly initialised by default
             self.local = backbone.copy_stages(global_stage, global_stage)
+            self.local_init = local_init
             if local_init == "backbone":
                 load_backbone_stage_weights(backbone, self.local)
             skip_channels = channels[local_stage]
@@ -127,6 +130,9 @@ class DFBHead(Head):
         # §3.2: the dense layer over all C·N max responses
         self.fc_max = nn.Linear(num_filters, num_classes)
         self._reset_head_parameters(skip_channels + global_channels)
+
+    def backbone_copies(self) -> dict[str, nn.Module]:
+        return {"local": self.local} if getattr(self, "local_init", "") == "backbone" else {}
 
     def _reset_head_parameters(self, filter_fan_in: int) -> None:
         # Same init as GAPHead's classifier for the dense layers. The filters get the default

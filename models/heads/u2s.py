@@ -154,6 +154,9 @@ class U2SHead(Head):
     """
 
     loss_branches = ("universal", "specific", "bridge")
+    classifier_layers = ("universal_fc", "specific_fc", "mask_conv", "csm", "csm_is_set",
+                         "csm_similarity", "csm_threshold")
+    source_classifier = "universal_fc"
 
     def __init__(
         self,
@@ -213,6 +216,7 @@ class U2SHead(Head):
         self.universal_fc = nn.Linear(channels, num_classes)
         # category-specific network: fresh copy of the 3D stages (Fig. 2) + its classifier
         self.csn = backbone.copy_stages(transition_stage, feature_stage)
+        self.csn_init = csn_init
         if csn_init == "backbone":
             load_backbone_stage_weights(backbone, self.csn)
         self.specific_dropout = nn.Dropout(dropout)
@@ -236,6 +240,9 @@ class U2SHead(Head):
         self._warned_unset = False
 
         self._configure_stage(backbone)
+
+    def backbone_copies(self) -> dict[str, nn.Module]:
+        return {"csn": self.csn} if self.csn_init == "backbone" else {}
 
     @property
     def branches(self) -> tuple[str, ...]:
