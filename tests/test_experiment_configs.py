@@ -142,7 +142,7 @@ def test_each_papers_rows_train_with_its_own_augmentation() -> None:
         if len(parts) != 3 or parts[1] not in ("dfb", "u2s", "s3d", "unified"):
             continue
         data = yaml.safe_load(path.read_text()) or {}
-        if "model" not in data or "data" not in data:
+        if "class_path" not in (data.get("model") or {}) or "data" not in data:
             continue  # a fragment that goes on top of a row (test views, temporal pooling, …)
         transform = data["data"]["init_args"].get("train_transform")
         assert transform == f"../../transforms/{parts[1]}_train.yaml", path
