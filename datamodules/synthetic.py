@@ -43,6 +43,7 @@ from datamodules.dataset import OnError
 from datamodules.normalize import IMAGENET, Normalization
 from datamodules.predict import PredictPaths
 from datamodules.records import VideoRecord
+from datamodules.transforms import ClipTransform, ClipViews
 
 CONTEXTS = ("stripes", "checker", "gradient", "rings")
 MARKS = ("top", "bottom")
@@ -251,6 +252,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         short_side: PositiveInt | None = 36,
         train_scale: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.5, 1.0),
         flip: bool = True,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         batch_size: PositiveInt = 16,
         num_workers: NonNegativeInt = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
@@ -272,6 +275,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             short_side=short_side,
             train_scale=train_scale,
             flip=flip,
+            train_transform=train_transform,
+            test_views=test_views,
             batch_size=batch_size,
             num_workers=num_workers,
             video_backend=video_backend,
