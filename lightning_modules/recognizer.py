@@ -314,8 +314,10 @@ class VideoRecognizer(pl.LightningModule):
             clip = score(results.clip[branch], results.label)
             if clip:
                 metrics[f"test/acc1_clip{suffix}"] = clip["acc1"]
-        # every rank holds the same gathered values: no further reduction
-        self.log_dict(metrics, sync_dist=False)
+        # every rank holds the same gathered values, so the mean over ranks that sync_dist
+        # takes is each value itself (exactly); declaring it keeps Lightning from warning, once
+        # per metric, that epoch-level values are not synchronised
+        self.log_dict(metrics, sync_dist=True)
         self._test_rows.reset()
 
     # ---- predict ---------------------------------------------------------------------------

@@ -322,10 +322,10 @@ class ConfusionAnalysis(pl.Callback):
         groups = self._groups(trainer)
         self.group_accuracy = per_group_accuracy(self.matrix, names, groups) if groups else {}
         if self.log_group_scalars:
-            # same values on every rank (gathered results): logged everywhere, no reduction
+            # same values on every rank (gathered results): the mean sync_dist takes is exact
             for group, value in self.group_accuracy.items():
                 if value == value:  # NaN: a group without test videos
-                    pl_module.log(f"test/group_acc1/{group}", value, sync_dist=False)
+                    pl_module.log(f"test/group_acc1/{group}", value, sync_dist=True)
         baseline_matrix = self._baseline_matrix(results, names, k) if self.baseline else None
         if baseline_matrix is not None:
             self.comparison = compare_confusions(baseline_matrix, self.matrix, names,
@@ -336,7 +336,7 @@ class ConfusionAnalysis(pl.Callback):
                 if self.log_group_scalars:
                     for group, _, _, gain in self.comparison["groups"]:
                         if gain == gain:  # NaN: a group without test videos
-                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=False)
+                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=True)
         if trainer.is_global_zero:
             self._report(trainer, names, baseline_matrix)
 
@@ -428,8 +428,8 @@ class AccuracyVsClips(pl.Callback):
         if not self.top1:  # an unlabelled test split
             return
         for k in self.top1:
-            pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=False)
-            pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=False)
+            pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=True)
+            pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=True)
         if trainer.is_global_zero:
             report = AnalysisReporter(trainer, self.dirpath)
             report.image("test/accuracy_vs_clips", accuracy_vs_clips_figure(
@@ -477,7 +477,7 @@ class ReversedTimeEvaluation(pl.Callback):
         self.metrics = {names[k]: v for k, v in score(rows["video"], rows["label"]).items()}
         self._rows.reset()
         if self.metrics:  # an unlabelled test split has nothing to score
-            pl_module.log_dict(self.metrics, sync_dist=False)
+            pl_module.log_dict(self.metrics, sync_dist=True)
 
 
 __all__ = [
