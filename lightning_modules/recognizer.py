@@ -144,7 +144,7 @@ class VideoRecognizer(pl.LightningModule):
                 rank_zero_info(line)
             self._init_weights_loaded = True
         # one clip of the data's shape, so the model summary counts real FLOPs (and shapes)
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = getattr(self._trainer, "datamodule", None)  # setup() may run trainer-less
         frames = getattr(datamodule, "num_frames", None)
         size = getattr(datamodule, "train_crop_size", None)
         if self.example_input_array is None and frames and size:
