@@ -120,6 +120,10 @@ TRANSFER_FT = Run("transfer_ft", (
     (BASE, "experiments/synthetic/transfer_source.yaml"),
     (BASE, "experiments/synthetic/transfer_target.yaml",
      "experiments/synthetic/transfer_finetune.yaml")), "fine-tuned", chain_by="init_weights")
+TRANSFER_FT_LOW_LR = Run("transfer_ft_low_lr", (
+    TRANSFER_FT.configs[0],
+    (*TRANSFER_FT.configs[1], "experiments/synthetic/transfer_finetune_low_lr.yaml")),
+    "fine-tuned, lr ÷ 10", chain_by="init_weights")
 U2S = Run("u2s", tuple(
     (f"experiments/u2s/synthetic_stage{k}.yaml", f"experiments/synthetic/u2s_stage{k}.yaml")
     for k in (1, 2, 3)), "U2S (top-heavy I3D-R18)")
@@ -138,7 +142,7 @@ COMPARISONS: dict[str, tuple[str, tuple[Run, ...]]] = {
     "sampling": ("Uniform vs dense sampling, clip and video level (unified-analysis Fig. 5)",
                  (I3D, DENSE)),
     "transfer": ("Fine-tuned vs from scratch on a new set of contexts, 4 videos per class",
-                 (TRANSFER_SCRATCH, TRANSFER_FT)),
+                 (TRANSFER_SCRATCH, TRANSFER_FT, TRANSFER_FT_LOW_LR)),
 }
 
 
@@ -384,7 +388,8 @@ def report_transfer(seeds: Sequence[int]) -> str:
                  str(source.get("acc", Cell())), str(source.get("reversal", Cell())),
                  str(source.get("detail", Cell())), seeds_note(done)])
     for run, name in ((TRANSFER_SCRATCH, "target from scratch: gradient + rings, 4 / class"),
-                      (TRANSFER_FT, "target fine-tuned from the source (init_weights)")):
+                      (TRANSFER_FT, "target fine-tuned from the source (init_weights)"),
+                      (TRANSFER_FT_LOW_LR, "target fine-tuned, lr ÷ 10 (3e-4)")):
         cells, done = collect(run, seeds)
         rows.append([name, str(cells.get("acc", Cell())), str(cells.get("reversal", Cell())),
                      str(cells.get("detail", Cell())), seeds_note(done)])
