@@ -14,7 +14,7 @@ from datamodules.annotations import AnnotationError, ClassIndex, Entry
 from datamodules.base import Split, VideoDataModule
 from datamodules.decoders import DecodeError, Decoder
 from datamodules.locate import VideoLocator
-from datamodules.records import VideoRecord
+from datamodules.records import RecordTable, VideoRecord
 from datamodules.reports import missing_message
 from datamodules.subsets import (
     ClassesSubset,
@@ -165,7 +165,8 @@ class AnnotatedVideoDataModule(VideoDataModule):
         """Entries → class subset → located records (missing reported) → per-class cap."""
         source = self.source_of(split)
         if source not in self._located:
-            self._located[source] = self._locate_all(source)
+            # compact columns: this cache outlives setup, in every forked worker too
+            self._located[source] = RecordTable.from_records(self._locate_all(source))
         cap = self.max_per_class
         if isinstance(cap, Mapping):
             cap = cap.get(split)

@@ -10,6 +10,7 @@ import os
 from abc import abstractmethod
 from typing import Any, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
@@ -198,8 +199,9 @@ class VideoDataModule(pl.LightningDataModule):
     def summary(self, split: Split) -> str:
         """One line: the split's classes, videos, missing and unreadable-so-far counts."""
         dataset = self.datasets[split]
-        labels = {r.label for r in dataset.records if r.label >= 0}
-        return split_summary(type(self).__name__, split, classes=len(labels),
+        labels = dataset.records.labels
+        return split_summary(type(self).__name__, split,
+                             classes=len(np.unique(labels[labels >= 0])),
                              videos=len(dataset), unreadable=len(self.unreadable_log),
                              **self.split_counts(split))
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from datamodules.decoders import DecodeError, Decoder
-from datamodules.records import VideoRecord
+from datamodules.records import RecordTable, VideoRecord
 from datamodules.reports import UnreadableLog
 from datamodules.sampling import clip_indices
 from datamodules.transforms import ClipTransform, ClipViews
@@ -101,7 +101,8 @@ class VideoDataset(Dataset):
             raise ValueError(f"mode={mode!r} needs test_views")
         if on_error not in ("warn", "raise"):
             raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
-        self.records = list(records)
+        # numpy columns, not a list of objects: workers read them without copying them
+        self.records = RecordTable.from_records(records)
         self.decoder = decoder
         self.mode = mode
         self.sampling = sampling
