@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.annotations import (
     VIDEO_EXTENSIONS,
@@ -26,10 +28,14 @@ from datamodules.annotations import (
 )
 from datamodules.dataset import OnError, VideoDataset
 from datamodules.decoders import DecodeError, Decoder, get_decoder
+from datamodules.randomness import EpochSampler, default_seed, derived_generator
 from datamodules.records import VideoRecord
 from datamodules.transforms import TestViews, TrainTransform
 
 Split = Literal["train", "val", "test"]
+
+# torchdata 0.11 calls a torch API that torch 2.14 deprecates, on every StatefulDataLoader
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -194,10 +200,31 @@ class VideoDataModule(pl.LightningDataModule):
             drop_last=shuffle,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            # a loader without its own generator draws its worker seed from the global RNG,
+            # shifting dropout's draws by whether (and how often) evaluation ran
+            generator=derived_generator(default_seed(), "loader", split),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> StatefulDataLoader:
+        """Shuffled batches whose order and augmentation depend on (seed, epoch, index) only
+        (``datamodules.randomness``); a ``StatefulDataLoader``, so a checkpoint taken
+        mid-epoch resumes with the batches not yet seen."""
+        if "train" not in self.datasets:
+            self.datasets["train"] = self.make_dataset("train")
+        dataset = self.datasets["train"]
+        seed = default_seed()
+        return StatefulDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochSampler(len(dataset), shuffle=True, seed=seed),
+            num_workers=self.num_workers,
+            drop_last=True,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            # worker seeds from the loader's own generator: the global RNG (dropout) is left
+            # alone, as it must be for a resumed run to draw what an uninterrupted one draws
+            generator=derived_generator(seed, "loader", "train"),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.decoders import DecodeError, Decoder
+from datamodules.randomness import SampleKey
 from datamodules.records import VideoRecord
 from datamodules.sampling import clip_indices
 from datamodules.transforms import TestViews, TrainTransform
@@ -39,6 +40,12 @@ class VideoDataset(Dataset):
     A record that cannot be decoded is, by default (``on_error="warn"``), reported once by name
     and replaced by the next readable record, so a corrupt file never stops a long run;
     ``on_error="raise"`` makes it fatal.
+
+    The key is a position in ``records`` or, from the datamodule's training sampler, a
+    :class:`~datamodules.randomness.SampleKey` ``(index, epoch, seed)``: then every random draw
+    of the sample (frame indices, crop, flip, …) comes from a generator derived from those
+    three, so the sample is the same in any worker, on any rank and after a resume. A bare
+    position draws from the global RNG.
     """
 
     def __init__(
@@ -78,11 +85,14 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor | int]:
+        index = key.index if isinstance(key, SampleKey) else int(key)
         for skipped in range(len(self.records)):
-            record = self.records[(index + skipped) % len(self.records)]
+            position = (index + skipped) % len(self.records)
+            record = self.records[position]
+            generator = key.generator(position) if isinstance(key, SampleKey) else None
             try:
-                video, label = self._load(record)
+                video, label = self._load(record, generator)
             except DecodeError as error:
                 if self.on_error == "raise":
                     raise
@@ -93,7 +103,9 @@ class VideoDataset(Dataset):
             return {"video": video, "label": label, "index": index, "skipped": skipped}
         raise RuntimeError(f"none of the {len(self.records)} videos in this split can be decoded")
 
-    def _load(self, record: VideoRecord) -> tuple[Tensor, int]:
+    def _load(
+        self, record: VideoRecord, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)
         if total <= 0:
             raise DecodeError(record.path, "no decodable frames")
@@ -104,6 +116,7 @@ class VideoDataset(Dataset):
             frame_interval=self.frame_interval,
             num_clips=self.test_clips,
             train=self.mode == "train",
+            generator=generator,
         )  # [K, T]
         if self.reverse_time:
             indices = indices.flip(-1)
@@ -112,6 +125,7 @@ class VideoDataset(Dataset):
         frames = rearrange(frames, "(k t) h w c -> k t h w c", k=indices.shape[0])
         if self.mode == "train":
             # the label can change: a flip swaps mirror classes (``flip_label_map``)
-            return self.train_transform(frames[0], record.label)  # [C, T, H, W], label
+            # [C, T, H, W], label
+            return self.train_transform(frames[0], record.label, generator=generator)
         views = torch.cat([self.test_views(clip) for clip in frames])  # [K*crops, C, T, H, W]
         return (views[0] if self.mode == "val" else views), record.label
