@@ -228,7 +228,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         num_workers: int = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
-        reverse_time: bool = False,
         mark_contrast: float = 1.0,
     ) -> None:
         super().__init__(
@@ -247,7 +246,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             num_workers=num_workers,
             video_backend=video_backend,
             on_error=on_error,
-            reverse_time=reverse_time,
         )
         if not 1 <= num_contexts <= len(CONTEXTS):
             raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")

@@ -188,10 +188,10 @@ def test_resume_at_epoch_boundary_and_after_sigterm_equals_an_uninterrupted_fit(
     assert (folder / "wandb_id").read_text().strip() == wandb_id
     offline = sorted((tmp_path / "runs" / "wandb").glob(f"offline-run-*-{wandb_id}"))
     assert len(offline) == 2  # two processes, one W&B run id
-    assert_same_weights(straight / "checkpoints" / "last.ckpt", folder / "checkpoints" / "last.ckpt")
+    reference = straight / "checkpoints" / "last.ckpt"
+    assert_same_weights(reference, folder / "checkpoints" / "last.ckpt")
     # the best-checkpoint state survives the resume: it equals the uninterrupted run's
-    one, two = best_state(straight / "checkpoints" / "last.ckpt"), \
-        best_state(folder / "checkpoints" / "last.ckpt")
+    one, two = best_state(reference), best_state(folder / "checkpoints" / "last.ckpt")
     assert Path(one["best_model_path"]).name == Path(two["best_model_path"]).name
     assert float(one["best_model_score"]) == float(two["best_model_score"])
     # the same batches, epoch by epoch
@@ -205,7 +205,7 @@ def test_resume_at_epoch_boundary_and_after_sigterm_equals_an_uninterrupted_fit(
     term = tmp_path / "runs" / "finegrain" / "preempted"
     assert epoch_and_step(term / "checkpoints" / "last.ckpt") == (1, 6)
     fit(config(tmp_path, synthetic_root, "preempted"), epochs, "--ckpt_path", "last")
-    assert_same_weights(straight / "checkpoints" / "last.ckpt", term / "checkpoints" / "last.ckpt")
+    assert_same_weights(reference, term / "checkpoints" / "last.ckpt")
     assert steps(tmp_path / "preempted.steps") == steps(tmp_path / "straight.steps")
 
     # a fresh fit of an experiment that has a run moves the old run aside, deletes nothing
