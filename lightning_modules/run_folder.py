@@ -9,9 +9,11 @@ Here the experiment's name fixes the folder:
   best-score state back (Lightning restores it only into the same ``dirpath``);
 - ``wandb_id`` — the W&B run id, read back when a fit resumes so the same W&B run continues.
 
-A fit that resumes (``--ckpt_path last``, or a checkpoint inside a run folder) continues that
+A fit that resumes (``--ckpt_path last``, a checkpoint inside a run folder, or a SLURM job
+requeued by Lightning, which finds its ``hpc_ckpt_<n>.ckpt`` in the folder) continues that
 folder; a fresh fit whose folder already holds checkpoints first moves the old run aside to
-``<name>.<old W&B id>`` (nothing is deleted, nothing is mixed).
+``<name>.<old W&B id>`` (nothing is deleted, nothing is mixed). The folder is also the trainer's
+``default_root_dir`` unless the config sets one.
 
 The name is the logger's ``name`` when set, else the last ``--config`` file's path below
 ``experiments/`` (``experiments/kinetics/dfb/table1_2d_gb.yaml`` → ``kinetics-dfb-table1_2d_gb``).
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -57,6 +60,11 @@ class RunFolder:
     def remember(self, wandb_id: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / _ID_FILE).write_text(f"{wandb_id}\n")
+
+    def has_hpc_checkpoint(self) -> bool:
+        """Lightning's SLURM requeue saved here (``trainer.default_root_dir``): the requeued
+        job resumes from it by itself, without ``--ckpt_path``."""
+        return any(self.path.glob("hpc_ckpt_*.ckpt"))
 
     def has_checkpoints(self) -> bool:
         return self.checkpoints.is_dir() and any(self.checkpoints.glob("*.ckpt"))
@@ -133,8 +141,13 @@ def prepare_run_folder(config: Namespace, subcommand: str) -> RunFolder | None:
         init.name = init.get("name") or experiment_name(config.get("config"))
         root = Path(init.get("save_dir") or init.get("dir") or ".")
         folder = RunFolder(root / (init.get("project") or "lightning_logs") / init.name)
+    if trainer.get("default_root_dir") is None:
+        trainer.default_root_dir = str(folder.path)  # SLURM's hpc_ckpt_<n>.ckpt land here
     if subcommand == "fit":
-        resuming = (ckpt_path == "last" and (folder.checkpoints / "last.ckpt").is_file()) or (
+        auto_hpc = ckpt_path in (None, "hpc") and SLURMEnvironment.detect() and \
+            folder.has_hpc_checkpoint()
+        resuming = auto_hpc or (
+            ckpt_path == "last" and (folder.checkpoints / "last.ckpt").is_file()) or (
             ckpt_path not in (None, "last", "best", "hpc") and folder.holds(ckpt_path))
         if resuming and not (init.get("id") or init.get("version")) and folder.wandb_id():
             init.id = folder.wandb_id()

@@ -146,6 +146,7 @@ def fit(path: Path, *args: str) -> None:
         main(["fit", "--config", str(DEMO), "--config", str(path), *args])
     finally:
         wandb.finish()  # as at a process's exit: the next run is a new W&B run
+        wandb.teardown()  # and no W&B service (WANDB_SERVICE) left for later subprocesses
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
