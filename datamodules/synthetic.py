@@ -32,6 +32,7 @@ import numpy as np
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
 from datamodules.records import VideoRecord
+from datamodules.transforms import ClipTransform, ClipViews
 
 CONTEXTS = ("stripes", "checker", "gradient", "rings")
 MARKS = ("top", "bottom")
@@ -39,11 +40,12 @@ MOTIONS = ("grow", "shrink")
 _SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-def synthetic_class_names(num_contexts: int) -> list[str]:
-    """All class names, context-major: ``[ctx-mark_top-grow, ctx-mark_top-shrink, ...]``."""
+def synthetic_class_names(num_contexts: int, first_context: int = 0) -> list[str]:
+    """All class names, context-major: ``[ctx-mark_top-grow, ctx-mark_top-shrink, ...]``, for
+    the contexts ``CONTEXTS[first_context : first_context + num_contexts]``."""
     return [
         f"{context}-mark_{mark}-{motion}"
-        for context in CONTEXTS[:num_contexts]
+        for context in CONTEXTS[first_context:first_context + num_contexts]
         for mark in MARKS
         for motion in MOTIONS
     ]
@@ -152,6 +154,7 @@ def generate_benchmark(
     frames_per_video: int,
     noise: float,
     mark_contrast: float = 1.0,
+    first_context: int = 0,
 ) -> Path:
     """Write every split's videos and a ``manifest.json`` under ``root``; return ``root``.
 
@@ -163,7 +166,7 @@ def generate_benchmark(
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
-    classes = synthetic_class_names(num_contexts)
+    classes = synthetic_class_names(num_contexts, first_context)
     manifest: dict[str, object] = {"classes": classes, "splits": {}}
     for split, count in videos_per_class.items():
         entries = []
@@ -200,6 +203,9 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         noise: std of per-pixel Gaussian noise (0–255 scale): the difficulty knob.
         mark_contrast: in (0, 1]; below 1 the local-detail mark is blended towards the square's
             colour, making the local-detail pairs harder (1: the original benchmark).
+        first_context: the first of the ``CONTEXTS`` used (0: stripes), so that two benchmarks
+            can share the fine-grained distinctions but not the contexts (a transfer experiment:
+            pretrain on stripes + checker, fine-tune on gradient + rings with ``first_context=2``).
         **kwargs: the common arguments of ``VideoDataModule``.
     """
 
@@ -224,11 +230,14 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         short_side: int | None = 36,
         train_scale: tuple[float, float] = (0.5, 1.0),
         flip: bool = True,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
         on_error: OnError = "warn",
         mark_contrast: float = 1.0,
+        first_context: int = 0,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -242,13 +251,17 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             short_side=short_side,
             train_scale=train_scale,
             flip=flip,
+            train_transform=train_transform,
+            test_views=test_views,
             batch_size=batch_size,
             num_workers=num_workers,
             video_backend=video_backend,
             on_error=on_error,
         )
-        if not 1 <= num_contexts <= len(CONTEXTS):
-            raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")
+        if not 1 <= num_contexts <= len(CONTEXTS) - first_context or first_context < 0:
+            raise ValueError(
+                f"first_context + num_contexts must be in 1..{len(CONTEXTS)} (first_context >= "
+                f"0), got {first_context} + {num_contexts}")
         if not 0.0 < mark_contrast <= 1.0:
             raise ValueError(f"mark_contrast must be in (0, 1], got {mark_contrast}")
         self.generation = {
@@ -262,12 +275,15 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         }
         if mark_contrast != 1.0:  # only then: the cache key of every existing setting stays
             self.generation["mark_contrast"] = mark_contrast
+        if first_context:  # likewise
+            self.generation["first_context"] = first_context
         key = hashlib.sha1(json.dumps(self.generation, sort_keys=True).encode()).hexdigest()[:10]
         self.root = Path(self.data_dir) / f"synthetic-{key}"
 
     @property
     def classes(self) -> list[str]:
-        return synthetic_class_names(self.generation["num_contexts"])
+        return synthetic_class_names(self.generation["num_contexts"],
+                                     self.generation.get("first_context", 0))
 
     @property
     def class_groups(self) -> dict[str, list[str]]:

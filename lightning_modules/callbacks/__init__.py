@@ -1,7 +1,11 @@
 """Callbacks for what is not training: U2S category similarity, confusion analysis, visuals."""
 
 from lightning_modules.callbacks.checkpoint import LastCheckpoint
-from lightning_modules.callbacks.csm import CategorySimilarityCallback, InitWeightsFromCheckpoint
+from lightning_modules.callbacks.csm import (
+    CategorySimilarityCallback,
+    InitWeightsFromCheckpoint,
+    U2SStageFreezing,
+)
 from lightning_modules.callbacks.evaluation import (
     AccuracyVsClips,
     ConfusionAnalysis,
@@ -19,6 +23,7 @@ __all__ = [
     "CategorySimilarityCallback",
     "InitWeightsFromCheckpoint",
     "LastCheckpoint",
+    "U2SStageFreezing",
     # evaluation and analysis (issue 6)
     "AccuracyVsClips",
     "ConfusionAnalysis",

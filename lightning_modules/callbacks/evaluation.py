@@ -188,7 +188,8 @@ class ConfusionAnalysis(pl.Callback):
     ``test/group_acc1/<group>`` scalars). With ``baseline`` (a predictions file of another model
     on the same test set, e.g. the GAP baseline's ``test_predictions.pt``), also the pairs this
     model confuses less / more than the baseline with both counts (dfb Table 3), the per-group
-    improvement (dfb Table 2) and both confusion matrices side by side (dfb Fig. 3).
+    improvement (dfb Table 2, also as ``test/group_gain/<group>`` scalars) and both confusion
+    matrices side by side (dfb Fig. 3).
 
     Args:
         top_pairs: pairs to list.
@@ -249,6 +250,10 @@ class ConfusionAnalysis(pl.Callback):
             if groups:
                 self.comparison["groups"] = compare_group_accuracy(
                     baseline_matrix, self.matrix, names, groups)
+                if self.log_group_scalars:
+                    for group, _, _, gain in self.comparison["groups"]:
+                        if gain == gain:  # NaN: a group without test videos
+                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=False)
         if trainer.is_global_zero:
             self._report(trainer, names, baseline_matrix)
 
@@ -306,7 +311,8 @@ class AccuracyVsClips(pl.Callback):
     ``test/acc1_video_clips<k>`` and ``test/acc5_video_clips<k>``, a line plot and a table.
 
     Args:
-        crops: spatial crops per clip; default: the datamodule's ``test_crops`` (else 1).
+        crops: spatial views per clip; default: the datamodule's ``test_views_per_clip`` (else
+            ``test_crops``, else 1).
         branch: default: the head's final branch.
         dirpath: folder for PNG/CSV files.
     """
@@ -328,7 +334,9 @@ class AccuracyVsClips(pl.Callback):
         if branch not in results.views:
             rank_zero_warn("AccuracyVsClips: no per-view logits kept; skipped")
             return
-        crops = self.crops or int(getattr(getattr(trainer, "datamodule", None), "test_crops", 1))
+        datamodule = getattr(trainer, "datamodule", None)
+        crops = self.crops or int(getattr(datamodule, "test_views_per_clip",
+                                          getattr(datamodule, "test_crops", 1)))
         views, label = results.views[branch], results.label
         how = getattr(pl_module, "test_average", "prob")
         per_k = accuracy_vs_clips(views, label, crops, how)
