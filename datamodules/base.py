@@ -53,7 +53,14 @@ class VideoDataModule(pl.LightningDataModule):
             directions listed; ``"auto"`` derives them from class names that differ only by
             "left" ↔ "right" (``annotations.derive_flip_label_map``).
         batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
-        video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
+        video_backend: ``"pyav"`` (default), ``"torchcodec"``, ``"frames"``, or ``"flow"`` for
+            the optical-flow stream: folders of ``flow_x_00001.jpg`` / ``flow_y_00001.jpg``
+            (``python -m datamodules.prepare flow``), found like frame folders; clips are
+            ``uint8 [2 · flow_length, T, H, W]`` (channels ``x1, y1, x2, y2, …``), the same test
+            views as RGB, and a flip negates x.
+        flow_length: flow pairs stacked per sampled frame with ``video_backend="flow"``;
+            ``None``: 5 for uniform sampling (TSN §3.2: 10 channels per segment), 1 for dense
+            (I3D / S3D flow: 2-channel clips).
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
         reverse_time: feed every clip in reversed frame order (the s3d paper's Table 1 test).
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
@@ -77,10 +84,11 @@ class VideoDataModule(pl.LightningDataModule):
         flip_label_map: dict[int, int] | Literal["auto"] | None = None,
         batch_size: int = 8,
         num_workers: int = 4,
-        video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
+        video_backend: Literal["pyav", "torchcodec", "frames", "flow"] = "pyav",
         on_error: OnError = "warn",
         reverse_time: bool = False,
         decoder_options: dict[str, Any] | None = None,
+        flow_length: int | None = None,
     ) -> None:
         super().__init__()
         if sampling not in ("uniform", "dense"):
@@ -89,6 +97,8 @@ class VideoDataModule(pl.LightningDataModule):
                             ("test_clips", test_clips), ("batch_size", batch_size)]:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if flow_length is not None and flow_length < 1:
+            raise ValueError(f"flow_length must be >= 1, got {flow_length}")
         if test_crops not in (1, 3, 5, 10):
             raise ValueError(f"test_crops must be 1, 3, 5 or 10, got {test_crops}")
         if isinstance(flip_label_map, str) and flip_label_map != "auto":
@@ -112,6 +122,9 @@ class VideoDataModule(pl.LightningDataModule):
         self.on_error = on_error
         self.reverse_time = reverse_time
         self.decoder_options = dict(decoder_options or {})
+        if flow_length is None:
+            flow_length = 5 if sampling == "uniform" else 1
+        self.flow_length = flow_length
         self.datasets: dict[Split, VideoDataset] = {}
 
     # ---- what a source must say ------------------------------------------------------------
@@ -134,9 +147,27 @@ class VideoDataModule(pl.LightningDataModule):
     def num_test_views(self) -> int:
         return self.test_clips * self.test_crops
 
+    @property
+    def flow(self) -> bool:
+        """Whether this is the optical-flow stream (``video_backend="flow"``)."""
+        return self.video_backend == "flow"
+
+    @property
+    def folders(self) -> bool:
+        """Whether videos are folders of images (frames or flow), not files."""
+        return self.video_backend in ("frames", "flow")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of a clip: 3 (RGB) or ``2 · flow_length`` (flow)."""
+        return 2 * self.flow_length if self.flow else 3
+
     def make_decoder(self) -> Decoder:
         """The backend with ``decoder_options`` (one per dataset: caches are per instance)."""
-        return get_decoder(self.video_backend, **self.decoder_options)
+        options = dict(self.decoder_options)
+        if self.flow:
+            options.setdefault("flow_length", self.flow_length)
+        return get_decoder(self.video_backend, **options)
 
     def resolved_flip_label_map(self) -> dict[int, int]:
         """``flip_label_map`` as label pairs (``"auto"`` resolved against ``classes``)."""
@@ -164,9 +195,11 @@ class VideoDataModule(pl.LightningDataModule):
                 scale=self.train_scale,
                 flip=self.flip,
                 flip_label_map=self.resolved_flip_label_map(),
+                flow=self.flow,
             ),
             test_views=TestViews(
-                self.test_crop_size, self.short_side, self.test_crops if split == "test" else 1
+                self.test_crop_size, self.short_side, self.test_crops if split == "test" else 1,
+                flow=self.flow,
             ),
             on_error=self.on_error,
             reverse_time=self.reverse_time,
@@ -359,7 +392,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
     def index(self) -> VideoIndex:
         """Videos (or frame folders, for the ``frames`` backend) by name under ``data_dir``."""
         if self._index is None:
-            self._index = VideoIndex(self.data_dir, frames=self.video_backend == "frames")
+            self._index = VideoIndex(self.data_dir, frames=self.folders)
         return self._index
 
     def find_video(self, name: str) -> str | None:
@@ -370,7 +403,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         ``index`` (one walk of ``data_dir`` on first use, then a dict lookup). With the
         ``frames`` backend the video is the folder named after the file.
         """
-        frames = self.video_backend == "frames"
+        frames = self.folders
         direct = os.path.join(self.data_dir, name)
         root, ext = os.path.splitext(direct)
         if frames:
@@ -419,7 +452,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if self.classes_subset is not None:
             # unlabelled entries (-1) cannot be filtered by class; they stay
             entries = [e for e in entries if e.label < 0 or e.label in relabel]
-        counter = self.make_decoder() if self.video_backend == "frames" else None
+        counter = self.make_decoder() if self.folders else None
         records: list[VideoRecord] = []
         missing: list[Entry] = []
         for entry in entries:
@@ -457,8 +490,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         shown = ", ".join(f"{e.name} ({e.where})" if e.where else e.name
                           for e in missing[:_SHOWN_MISSING])
         more = ", …" if len(missing) > _SHOWN_MISSING else ""
-        what = ("frame folders not found or empty" if self.video_backend == "frames"
-                else "videos not found")
+        what = ("frame folders not found or empty" if self.folders else "videos not found")
         message = (f"{type(self).__name__}: {len(missing)} of {total} {split} {what} under "
                    f"{self.data_dir}; skipped. First: {shown}{more}")
         if self.on_missing == "raise":

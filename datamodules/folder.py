@@ -35,7 +35,8 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
        at least one validation video per class with two or more); ``test`` is ``val``.
 
     A video is a file with a video extension (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, …) or,
-    with ``video_backend="frames"``, a sub-folder of frames. Classes are the sorted folder names
+    with ``video_backend="frames"`` (or ``"flow"``), a sub-folder of frames (of flow images).
+    Classes are the sorted folder names
     (of ``train/`` in layout 1).
 
     Args:
@@ -86,7 +87,7 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
 
     def _videos(self, folder: str) -> list[str]:
         """Names of the videos directly inside ``folder``, sorted."""
-        frames = self.video_backend == "frames"
+        frames = self.folders
         with os.scandir(folder) as it:
             names = [e.name for e in it if not e.name.startswith(".") and (
                 e.is_dir() if frames else

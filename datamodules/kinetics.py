@@ -137,7 +137,7 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         path = self.find_video(entry.name)
         if path is not None:
             return VideoRecord(path=path, label=label)  # already cut to the window
-        if self.video_backend == "frames":
+        if self.folders:
             return None  # a frame folder has no timestamps to trim by
         youtube_id = entry.name.rsplit("_", 2)[0]  # ids may hold "_" themselves
         path = self.index.find(youtube_id)

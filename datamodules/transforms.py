@@ -5,7 +5,9 @@ spatial decision is made once per clip, so all frames of a clip share one crop a
 Normalisation (and any batched augmentation) runs on the device: ``normalize``.
 
 Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; test views are
-``[V, 3, T, crop, crop]``.
+``[V, 3, T, crop, crop]``. With ``flow=True`` the frames are encoded optical-flow stacks
+``[T, H, W, 2L]`` (``datamodules.flow``): the geometry is the same, and mirroring also negates
+the x components (``mirror_flow``: a mirrored video's motion mirrors too).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+from datamodules.flow import mirror_flow
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -31,8 +35,12 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
-def _check_frames(frames: Tensor) -> None:
-    if frames.ndim != 4 or frames.shape[-1] != 3:
+def _check_frames(frames: Tensor, flow: bool = False) -> None:
+    if flow:
+        if frames.ndim != 4 or frames.shape[-1] % 2:
+            raise ValueError(f"expected flow stacks [T, H, W, 2L], got shape "
+                             f"{tuple(frames.shape)}")
+    elif frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames [T, H, W, 3], got shape {tuple(frames.shape)}")
     if frames.dtype != torch.uint8:
         raise ValueError(f"expected uint8 frames, got {frames.dtype}")
@@ -74,9 +82,10 @@ class TrainTransform:
         flip_label_map: labels that change when the clip is mirrored (Something-Something's
             "left"/"right" classes): ``{label: mirrored_label}``; it is applied as given, so list
             both directions of a pair.
+        flow: the frames are flow stacks ``[T, H, W, 2L]``; a flip negates their x components.
 
-    Call: ``(frames uint8 [T, H, W, 3], label, generator=None) -> (uint8 [3, T, crop, crop],
-    label)``.
+    Call: ``(frames uint8 [T, H, W, C], label, generator=None) -> (uint8 [C, T, crop, crop],
+    label)`` with ``C = 3`` (RGB) or ``2L`` (flow).
     """
 
     def __init__(
@@ -87,6 +96,7 @@ class TrainTransform:
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: bool = True,
         flip_label_map: Mapping[int, int] | None = None,
+        flow: bool = False,
     ) -> None:
         if crop_size <= 0:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
@@ -102,6 +112,7 @@ class TrainTransform:
         self.ratio = (float(ratio[0]), float(ratio[1]))
         self.flip = flip
         self.flip_label_map = {int(k): int(v) for k, v in (flip_label_map or {}).items()}
+        self.flow = flow
 
     def crop_box(
         self, height: int, width: int, generator: torch.Generator | None = None
@@ -132,7 +143,7 @@ class TrainTransform:
     def __call__(
         self, frames: Tensor, label: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, int]:
-        _check_frames(frames)
+        _check_frames(frames, self.flow)
         _, height, width, _ = frames.shape
         if self.short_side is not None:
             # draw the box at the nominal resolution, then map it back to the decoded frame
@@ -144,17 +155,17 @@ class TrainTransform:
             w = max(1, min(width - left, round(w * sx)))
         else:
             top, left, h, w = self.crop_box(height, width, generator)
-        x = frames.permute(0, 3, 1, 2)[:, :, top : top + h, left : left + w]  # [T, 3, h, w]
+        x = frames.permute(0, 3, 1, 2)[:, :, top : top + h, left : left + w]  # [T, C, h, w]
         x = TF.resize(x, [self.crop_size, self.crop_size], antialias=True)
         if self.flip and bool(torch.rand(1, generator=generator) < 0.5):
-            x = x.flip(-1)
+            x = mirror_flow(x, channel_dim=1) if self.flow else x.flip(-1)
             label = self.flip_label_map.get(int(label), label)
         return x.permute(1, 0, 2, 3).contiguous(), label
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, short_side={self.short_side}, "
                 f"scale={self.scale}, ratio={self.ratio}, flip={self.flip}, "
-                f"flip_label_map={self.flip_label_map or None})")
+                f"flip_label_map={self.flip_label_map or None}, flow={self.flow})")
 
 
 class TestViews:
@@ -168,14 +179,16 @@ class TestViews:
     * 5: centre, top-left, top-right, bottom-left, bottom-right;
     * 10: the 5 crops, then the same 5 mirrored.
 
-    View 0 is always the centre crop (what validation uses).
+    View 0 is always the centre crop (what validation uses). With ``flow=True`` the frames are
+    flow stacks ``[T, H, W, 2L]`` and the mirrored views negate their x components.
 
-    Call: ``frames uint8 [T, H, W, 3] -> uint8 [num_crops, 3, T, crop, crop]``.
+    Call: ``frames uint8 [T, H, W, C] -> uint8 [num_crops, C, T, crop, crop]``.
     """
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self, crop_size: int, short_side: int | None = None, num_crops: int = 1) -> None:
+    def __init__(self, crop_size: int, short_side: int | None = None, num_crops: int = 1,
+                 flow: bool = False) -> None:
         if num_crops not in (1, 3, 5, 10):
             raise ValueError(f"num_crops must be 1, 3, 5 or 10, got {num_crops}")
         if crop_size <= 0:
@@ -185,6 +198,7 @@ class TestViews:
         self.crop_size = crop_size
         self.short_side = short_side
         self.num_crops = num_crops
+        self.flow = flow
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of each unmirrored crop in a ``height × width`` frame."""
@@ -199,20 +213,20 @@ class TestViews:
         return [(cy, cx), (0, 0), (0, width - c), (height - c, 0), (height - c, width - c)]
 
     def __call__(self, frames: Tensor) -> Tensor:
-        _check_frames(frames)
-        x = frames.permute(0, 3, 1, 2)  # [T, 3, H, W]
+        _check_frames(frames, self.flow)
+        x = frames.permute(0, 3, 1, 2)  # [T, C, H, W]
         short = max(self.short_side or min(x.shape[-2:]), self.crop_size)
         x = resize_short_side(x, short)
         height, width = x.shape[-2:]
         c = self.crop_size
         views = [x[:, :, t : t + c, l : l + c] for t, l in self.boxes(height, width)]
         if self.num_crops == 10:
-            views += [v.flip(-1) for v in views]
-        return torch.stack(views).permute(0, 2, 1, 3, 4).contiguous()  # [V, 3, T, c, c]
+            views += [mirror_flow(v, channel_dim=1) if self.flow else v.flip(-1) for v in views]
+        return torch.stack(views).permute(0, 2, 1, 3, 4).contiguous()  # [V, C, T, c, c]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, "
-                f"short_side={self.short_side}, num_crops={self.num_crops})")
+                f"short_side={self.short_side}, num_crops={self.num_crops}, flow={self.flow})")
 
 
 def normalize(
@@ -223,16 +237,18 @@ def normalize(
 ) -> Tensor:
     """``uint8 [..., C, T, H, W]`` → ``(x / 255 - mean) / std`` as ``dtype``, on ``x``'s device.
 
-    ``mean``/``std`` are in [0, 1] units (ImageNet's by default); the channel dim is ``-4`` so
-    the same call serves a clip, a batch ``[B, C, T, H, W]`` and test views
+    ``mean``/``std`` are in [0, 1] units (ImageNet's by default), one value per channel or one
+    value for all (flow stacks: ``datamodules.flow.FLOW_MEAN``/``FLOW_STD``); the channel dim is
+    ``-4`` so the same call serves a clip, a batch ``[B, C, T, H, W]`` and test views
     ``[B, V, C, T, H, W]``. Float input is taken as already in [0, 1].
     """
     if x.ndim < 4:
         raise ValueError(f"expected [..., C, T, H, W], got shape {tuple(x.shape)}")
     channels = x.shape[-4]
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
+    m = torch.as_tensor(mean, dtype=dtype, device=x.device).flatten()
+    s = torch.as_tensor(std, dtype=dtype, device=x.device).flatten()
+    if m.numel() not in (1, channels) or s.numel() not in (1, channels):
+        raise ValueError(f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels")
+    m, s = m.view(-1, 1, 1, 1) * scale, s.view(-1, 1, 1, 1) * scale
     return (x.to(dtype) - m) / s

@@ -156,6 +156,7 @@ class VideoPredictionWriter(BasePredictionWriter):
         self.output = output
         self.path: Path | None = None
         self._parts: dict[str, list[Tensor]] = defaultdict(list)
+        self._skip = False
         self._final = ""
 
     def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -371,7 +372,8 @@ class ReversedTimeEvaluation(pl.Callback):
     second decoding pass over the test set. Results are gathered and de-duplicated by dataset
     index like the normal ones. A 2D model with average consensus scores the same both ways; a
     model that uses the arrow of time does not. (``--data.init_args.reverse_time=true`` gives
-    the reversed test alone.)
+    the reversed test alone.) Not defined for the optical-flow stream (``video_backend="flow"``:
+    reversed motion would also need every flow vector negated): skipped there with a warning.
     """
 
     def __init__(self) -> None:
@@ -381,11 +383,17 @@ class ReversedTimeEvaluation(pl.Callback):
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._parts.clear()
+        self._skip = bool(getattr(trainer.datamodule, "flow", False))
+        if self._skip:
+            rank_zero_warn("ReversedTimeEvaluation is skipped on optical flow (a reversed "
+                           "video's flow is not its flow frames in reversed order)")
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                           outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
+        if self._skip:
+            return
         views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
         logits, final = pl_module._view_logits(views.flip(-3))  # [B, V, C, T, H, W]: T is -3
         self._parts["index"].append(batch["index"])
@@ -393,6 +401,8 @@ class ReversedTimeEvaluation(pl.Callback):
         self._parts["video"].append(average_views(logits[final], pl_module.test_average))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._skip:
+            return
         gathered = [gather_variable(pl_module, torch.cat(self._parts[k]))
                     for k in ("index", "label", "video")]
         _, label, video = unique_by_index(*gathered)
