@@ -62,7 +62,6 @@ class VideoDataModule(pl.LightningDataModule):
             ``None``: 5 for uniform sampling (TSN §3.2: 10 channels per segment), 1 for dense
             (I3D / S3D flow: 2-channel clips).
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
-        reverse_time: feed every clip in reversed frame order (the s3d paper's Table 1 test).
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
             **decoder_options)``), e.g. ``{"template": "img_{:05d}.jpg", "start_index": 1}``
             for frame folders or ``{"thread_count": 1}`` for PyAV.
@@ -86,7 +85,6 @@ class VideoDataModule(pl.LightningDataModule):
         num_workers: int = 4,
         video_backend: Literal["pyav", "torchcodec", "frames", "flow"] = "pyav",
         on_error: OnError = "warn",
-        reverse_time: bool = False,
         decoder_options: dict[str, Any] | None = None,
         flow_length: int | None = None,
     ) -> None:
@@ -120,7 +118,6 @@ class VideoDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.video_backend = video_backend
         self.on_error = on_error
-        self.reverse_time = reverse_time
         self.decoder_options = dict(decoder_options or {})
         if flow_length is None:
             flow_length = 5 if sampling == "uniform" else 1
@@ -202,7 +199,6 @@ class VideoDataModule(pl.LightningDataModule):
                 flow=self.flow,
             ),
             on_error=self.on_error,
-            reverse_time=self.reverse_time,
         )
 
     def setup(self, stage: str | None = None) -> None:

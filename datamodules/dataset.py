@@ -54,7 +54,6 @@ class VideoDataset(Dataset):
         train_transform: TrainTransform | None = None,
         test_views: TestViews | None = None,
         on_error: OnError = "warn",
-        reverse_time: bool = False,
     ) -> None:
         if mode == "train" and train_transform is None:
             raise ValueError("mode='train' needs a train_transform")
@@ -72,7 +71,6 @@ class VideoDataset(Dataset):
         self.train_transform = train_transform
         self.test_views = test_views
         self.on_error = on_error
-        self.reverse_time = reverse_time
         self._warned: set[str] = set()
 
     def __len__(self) -> int:
@@ -105,8 +103,6 @@ class VideoDataset(Dataset):
             num_clips=self.test_clips,
             train=self.mode == "train",
         )  # [K, T]
-        if self.reverse_time:
-            indices = indices.flip(-1)
         # one read for all clips: the decoder decodes each distinct frame once
         frames = self.decoder.read(record, indices.flatten())  # [K*T, H, W, 3]
         frames = rearrange(frames, "(k t) h w c -> k t h w c", k=indices.shape[0])

@@ -236,7 +236,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         num_workers: int = 0,
         video_backend: Literal["pyav", "torchcodec", "flow"] = "pyav",
         on_error: OnError = "warn",
-        reverse_time: bool = False,
         mark_contrast: float = 1.0,
         flow_length: int | None = None,
     ) -> None:
@@ -256,7 +255,6 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             num_workers=num_workers,
             video_backend=video_backend,
             on_error=on_error,
-            reverse_time=reverse_time,
             flow_length=flow_length,
         )
         if video_backend == "frames":

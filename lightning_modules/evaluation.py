@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from einops import rearrange
 from torch import Tensor
+
+from lightning_modules.metrics import score
 
 Average = Literal["prob", "score", "max"]
 
@@ -62,6 +67,62 @@ def gather_variable(module: Any, tensor: Tensor) -> Tensor:
     return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
 
 
+class ResultAccumulator:
+    """Per-batch evaluation outputs, gathered once over ranks into one row per distinct video.
+
+    The one place where test, predict and the analysis callbacks collect what they score: each
+    batch appends its dataset ``index`` ``[B]`` and any named tensors ``[B, ...]`` (a mapping
+    ``{branch: tensor}`` is stored per branch as ``"<name>/<branch>"``); :meth:`gather`
+    concatenates every rank's rows (:func:`gather_variable`) and keeps one row per dataset index
+    (:func:`unique_by_index`), so the DistributedSampler's padding never counts a video twice.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[Tensor]] = defaultdict(list)
+        self._rows: dict[str, Tensor] | None = None
+
+    def reset(self) -> None:
+        """Forget the epoch's batches and its gathered rows (call at epoch start)."""
+        self._parts.clear()
+        self._rows = None
+
+    def __bool__(self) -> bool:
+        return bool(self._parts) or self._rows is not None
+
+    def append(self, index: Tensor, **values: Tensor | Mapping[str, Tensor]) -> None:
+        """Add one batch: ``index`` ``[B]`` and ``values`` (``[B, ...]`` or per-branch dicts)."""
+        if self._rows is not None:
+            raise RuntimeError("results were already gathered this epoch; reset() first")
+        self._parts["index"].append(index.detach())
+        for name, value in values.items():
+            items = value.items() if isinstance(value, Mapping) else [(None, value)]
+            for branch, tensor in items:
+                key = name if branch is None else f"{name}/{branch}"
+                self._parts[key].append(tensor.detach())
+
+    def gather(self, module: Any) -> dict[str, Tensor]:
+        """``{"index": [N], key: [N, ...]}`` over every rank, sorted by index, one row per video.
+
+        A collective call under DDP (every rank must make it, with the same keys); computed once
+        and cached until :meth:`reset`, so callbacks and the module share one gather. ``module``
+        is the LightningModule (its ``all_gather``).
+        """
+        if self._rows is None:
+            if not self._parts:
+                raise RuntimeError("no evaluation outputs to gather: no batch was appended")
+            keys = list(self._parts)
+            gathered = [gather_variable(module, torch.cat(self._parts[k])) for k in keys]
+            self._rows = dict(zip(keys, unique_by_index(*gathered), strict=True))
+            self._parts.clear()
+        return self._rows
+
+
+def group_rows(rows: Mapping[str, Tensor], name: str) -> dict[str, Tensor]:
+    """The per-branch entries ``"<name>/<branch>"`` of gathered rows as ``{branch: tensor}``."""
+    prefix = f"{name}/"
+    return {k[len(prefix):]: v for k, v in rows.items() if k.startswith(prefix)}
+
+
 @dataclass
 class VideoResults:
     """Per-video test outputs, gathered from every rank, one row per distinct video, by index.
@@ -85,6 +146,15 @@ class VideoResults:
     views: dict[str, Tensor] = field(default_factory=dict)
     final: str = ""
     average: Average = "prob"
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, Tensor], final: str,
+                  average: Average = "prob") -> VideoResults:
+        """From :meth:`ResultAccumulator.gather` rows holding ``index``, ``label`` and the
+        per-branch ``video/<branch>``, ``clip/<branch>`` (and optionally ``views/<branch>``)."""
+        return cls(index=rows["index"], label=rows["label"], video=group_rows(rows, "video"),
+                   clip=group_rows(rows, "clip"), views=group_rows(rows, "views"), final=final,
+                   average=average)
 
     def __len__(self) -> int:
         return int(self.index.numel())
@@ -120,9 +190,9 @@ def subset_clip_indices(num_clips: int, k: int) -> list[int]:
 
 
 def accuracy_vs_clips(
-    view_logits: Tensor, label: Tensor, crops: int = 1, how: Average = "prob", top_k: int = 1
-) -> dict[int, float]:
-    """Video accuracy when only ``k`` clips of each video are used, for every ``k`` (one pass).
+    view_logits: Tensor, label: Tensor, crops: int = 1, how: Average = "prob"
+) -> dict[int, dict[str, float]]:
+    """Video metrics when only ``k`` clips of each video are used, for every ``k`` (one pass).
 
     unified-analysis Fig. 8 (left) from a single evaluation over all views.
 
@@ -131,20 +201,19 @@ def accuracy_vs_clips(
         label: ``[N]`` class ids.
         crops: spatial crops per clip (all crops of a chosen clip are used, as in Fig. 8).
         how: view averaging (:func:`average_views`).
-        top_k: top-k accuracy.
 
     Returns:
-        ``{k: accuracy in [0, 1]}`` for ``k = 1 .. clips``.
+        ``{k: {"acc1", "acc5", "mean_class_acc"}}`` (:func:`lightning_modules.metrics.score`,
+        fractions in ``[0, 1]``) for ``k = 1 .. clips``.
     """
     num_videos, num_views, _ = view_logits.shape
     if num_views % crops:
         raise ValueError(f"{num_views} views are not a whole number of clips of {crops} crops")
     num_clips = num_views // crops
-    per_clip = view_logits.reshape(num_videos, num_clips, crops, -1)
-    result: dict[int, float] = {}
+    per_clip = rearrange(view_logits, "n (clips crops) k -> n clips crops k", crops=crops)
+    result: dict[int, dict[str, float]] = {}
     for k in range(1, num_clips + 1):
-        chosen = per_clip[:, subset_clip_indices(num_clips, k)].flatten(1, 2)  # [N, k*crops, K]
-        scores = average_views(chosen, how)
-        top = scores.topk(min(top_k, scores.shape[-1]), dim=-1).indices
-        result[k] = float((top == label[:, None]).any(-1).float().mean()) if num_videos else 0.0
+        chosen = per_clip[:, subset_clip_indices(num_clips, k)]
+        scores = average_views(rearrange(chosen, "n clips crops k -> n (clips crops) k"), how)
+        result[k] = score(scores, label)
     return result

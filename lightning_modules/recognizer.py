@@ -9,22 +9,20 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics.functional as tmf
 from einops import rearrange
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from lightning_modules.evaluation import (
     Average,
+    ResultAccumulator,
     VideoResults,
     average_views,
-    gather_variable,
-    unique_by_index,
 )
+from lightning_modules.metrics import classification_metrics, score, video_metric_names
 from models.heads import GAPHead, Head, HeadOutput
 
 HeadFactory = Callable[[nn.Module, int], Head]
@@ -50,14 +48,18 @@ class VideoRecognizer(pl.LightningModule):
         class_names: for logging and predictions; linked from the datamodule by the CLI.
 
     Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
-    ``val/loss``, ``val/acc1``, ``val/acc5`` (final branch), ``val/acc1_<branch>``,
-    ``val/acc5_<branch>``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
+    ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
+    ``head.final_branch``), ``val/acc1_<branch>``, ``val/acc5_<branch>``,
+    ``val/mean_class_acc_<branch>`` (:func:`~lightning_modules.metrics.classification_metrics`);
+    ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
     view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
     ``test/acc1_video_<branch>``.
 
     Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
     (optionally chunked) forward; per-rank outputs are gathered and de-duplicated by dataset
-    index, so the DistributedSampler's padding never counts a video twice. After the test epoch,
+    index (:class:`ResultAccumulator`), so the DistributedSampler's padding never counts a video
+    twice; test and predict batches are ``[B, V, C, T, H, W]`` after the transfer (a single-view
+    loader's clips get ``V = 1``). After the test epoch,
     :attr:`test_results` holds the per-video outputs (:class:`VideoResults`); callbacks read
     them with :meth:`collect_test_results` (and set :attr:`keep_view_logits` to get every
     view's logits too).
@@ -94,17 +96,17 @@ class VideoRecognizer(pl.LightningModule):
         self.test_average = test_average
         self.views_per_forward = views_per_forward
         self.class_names = class_names
-        self.val_metrics = nn.ModuleDict()
         # up front: Lightning maps logged metrics to attributes once, at the first log call
-        for branch in self.head.branches:
-            self._branch_metrics(branch)
-        self._test_outputs: dict[str, list[Tensor]] = defaultdict(list)
+        self.val_metrics = nn.ModuleDict({
+            branch: classification_metrics(num_classes) for branch in self.head.branches})
+        self._test_rows = ResultAccumulator()
+        self._predict_rows = ResultAccumulator()
         #: keep every view's logits in the test results (accuracy vs clips needs them; off by
         #: default because ``[N, V, K]`` for a large test set is big)
         self.keep_view_logits = False
-        #: per-video outputs of the last test epoch (``None`` before one has run)
+        #: per-video outputs of the last test / predict epoch (``None`` before one has run)
         self.test_results: VideoResults | None = None
-        self._final_branch = ""
+        self.predict_results: VideoResults | None = None
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:
@@ -115,6 +117,11 @@ class VideoRecognizer(pl.LightningModule):
         # uint8 travels to the device (4× less traffic than float), normalised there, batched
         if batch["video"].dtype == torch.uint8:
             batch["video"] = normalize(batch["video"], self.mean, self.std)
+        trainer = self._trainer
+        if (trainer is not None and (trainer.testing or trainer.predicting)
+                and batch["video"].ndim == 5):
+            # a single-view loader: test and predict batches are always [B, V, C, T, H, W]
+            batch["video"] = batch["video"].unsqueeze(1)
         return batch
 
     # ---- training / validation -------------------------------------------------------------
@@ -124,21 +131,12 @@ class VideoRecognizer(pl.LightningModule):
         batch_size = batch["label"].shape[0]
         for name, value in losses.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
-        acc = (output.final_logits.argmax(-1) == batch["label"]).float().mean()
+        acc = (output.logits[self.final_branch].argmax(-1) == batch["label"]).float().mean()
         self.log("train/acc1", acc, prog_bar=True, batch_size=batch_size)
         # replaced unreadable videos, summed over the epoch
         self.log("train/skipped_videos", batch["skipped"].sum().float(), reduce_fx="sum",
                  on_step=False, on_epoch=True, batch_size=batch_size)
         return losses["loss"]
-
-    def _branch_metrics(self, branch: str) -> nn.ModuleDict:
-        if branch not in self.val_metrics:
-            top5 = min(5, self.num_classes)
-            self.val_metrics[branch] = nn.ModuleDict({
-                "acc1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
-                "acc5": MulticlassAccuracy(self.num_classes, top_k=top5, average="micro"),
-            }).to(self.device)
-        return self.val_metrics[branch]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         output = self(batch["video"])
@@ -146,15 +144,22 @@ class VideoRecognizer(pl.LightningModule):
         batch_size = batch["label"].shape[0]
         self.log("val/loss", losses["loss"], batch_size=batch_size, sync_dist=True)
         for branch, logits in output.logits.items():
-            for name, metric in self._branch_metrics(branch).items():
-                metric.update(logits, batch["label"])
+            metrics = self.val_metrics[branch]
+            metrics.update(logits, batch["label"])
+            for name, metric in metrics.items():
                 self.log(f"val/{name}_{branch}", metric, batch_size=batch_size)
-                if branch == output.final:
-                    self.log(f"val/{name}", metric, batch_size=batch_size, prog_bar=True)
+                if branch == self.final_branch:
+                    self.log(f"val/{name}", metric, batch_size=batch_size,
+                             prog_bar=name != "mean_class_acc")
 
     # ---- multi-view test -------------------------------------------------------------------
-    def _view_logits(self, views: Tensor) -> tuple[dict[str, Tensor], str]:
-        """``views`` ``[B, V, C, T, H, W]`` → (per-branch ``[B, V, K]`` logits, final branch).
+    @property
+    def final_branch(self) -> str:
+        """The head's final branch: *the* model's prediction (``val/acc1``, ``test/acc1_video``)."""
+        return self.head.final_branch
+
+    def view_logits(self, views: Tensor) -> dict[str, Tensor]:
+        """``views`` ``[B, V, C, T, H, W]`` → per-branch ``[B, V, K]`` logits.
 
         All views of the batch go through the network together (``B·V`` clips), in chunks of
         ``views_per_forward`` clips. If a chunk runs out of accelerator memory, the chunk is
@@ -165,7 +170,7 @@ class VideoRecognizer(pl.LightningModule):
         while True:
             chunk = self.views_per_forward or clips.shape[0]
             try:
-                pieces, final = self._chunked_logits(clips, chunk)
+                pieces = self._chunked_logits(clips, chunk)
                 break
             except torch.OutOfMemoryError:
                 if chunk <= 1:
@@ -175,44 +180,33 @@ class VideoRecognizer(pl.LightningModule):
                     torch.cuda.empty_cache()
                 rank_zero_warn(f"test views ran out of memory in chunks of {chunk} clips; "
                                f"retrying with views_per_forward={self.views_per_forward}")
-        logits = {
+        return {
             branch: rearrange(torch.cat(parts), "(b v) k -> b v k", b=num_videos)
             for branch, parts in pieces.items()
         }
-        return logits, final
 
-    def _chunked_logits(self, clips: Tensor, chunk: int) -> tuple[dict[str, list[Tensor]], str]:
+    def _chunked_logits(self, clips: Tensor, chunk: int) -> dict[str, list[Tensor]]:
         """``clips`` ``[N, C, T, H, W]`` in forwards of ``chunk`` → per-branch ``[n, K]`` pieces."""
         pieces: dict[str, list[Tensor]] = defaultdict(list)
-        final = ""
         for start in range(0, clips.shape[0], chunk):
-            output = self(clips[start : start + chunk])
-            final = output.final
-            for branch, logits in output.logits.items():
+            for branch, logits in self(clips[start : start + chunk]).logits.items():
                 pieces[branch].append(logits)
-        return pieces, final
+        return pieces
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
         """Returns ``index`` ``[B]``, ``label`` ``[B]``, ``logits`` (per branch ``[B, V, K]``)
         and ``video`` (per branch ``[B, K]``) for callbacks' ``on_test_batch_end``."""
-        views = batch["video"]
-        if views.ndim == 5:  # a single-view loader
-            views = views.unsqueeze(1)
-        logits, self._final_branch = self._view_logits(views)
-        self._test_outputs["index"].append(batch["index"])
-        self._test_outputs["label"].append(batch["label"])
-        video = {}
-        for branch, branch_logits in logits.items():
-            video[branch] = average_views(branch_logits, self.test_average)
-            self._test_outputs[f"video/{branch}"].append(video[branch])
-            self._test_outputs[f"clip/{branch}"].append(branch_logits[:, 0])
-            if self.keep_view_logits:
-                self._test_outputs[f"views/{branch}"].append(branch_logits)
+        logits = self.view_logits(batch["video"])
+        video = {branch: average_views(lg, self.test_average) for branch, lg in logits.items()}
+        self._test_rows.append(
+            batch["index"], label=batch["label"], video=video,
+            clip={branch: lg[:, 0] for branch, lg in logits.items()},
+            **({"views": logits} if self.keep_view_logits else {}))
         return {"index": batch["index"], "label": batch["label"], "logits": logits,
                 "video": video}
 
     def on_test_epoch_start(self) -> None:
-        self._test_outputs.clear()
+        self._test_rows.reset()
         self.test_results = None
 
     def collect_test_results(self) -> VideoResults:
@@ -222,66 +216,57 @@ class VideoRecognizer(pl.LightningModule):
         cached, so callbacks' ``on_test_epoch_end`` (which Lightning runs *before* the module's)
         and the module share one gather. Every rank gets the same :class:`VideoResults`.
         """
-        if self.test_results is not None:
-            return self.test_results
-        outputs = self._test_outputs
-        if not outputs:
-            raise RuntimeError("no test outputs to collect: run trainer.test first")
-        gathered = {k: self._gather(torch.cat(v)) for k, v in outputs.items()}
-        keys = [k for k in gathered if k not in ("index", "label")]
-        index, label, *values = unique_by_index(
-            gathered["index"], gathered["label"], *(gathered[k] for k in keys))
-        by_kind: dict[str, dict[str, Tensor]] = defaultdict(dict)
-        for key, value in zip(keys, values, strict=True):
-            kind, branch = key.split("/", 1)
-            by_kind[kind][branch] = value
-        self.test_results = VideoResults(
-            index=index, label=label, video=by_kind["video"], clip=by_kind["clip"],
-            views=by_kind.get("views", {}), final=self._final_branch,
-            average=self.test_average)
+        if self.test_results is None:
+            if not self._test_rows:
+                raise RuntimeError("no test outputs to collect: run trainer.test first")
+            self.test_results = VideoResults.from_rows(
+                self._test_rows.gather(self), self.final_branch, self.test_average)
         return self.test_results
 
     def on_test_epoch_end(self) -> None:
         results = self.collect_test_results()
-        index, label, final = results.index, results.label, results.final
-        top5 = min(5, self.num_classes)
-        metrics = {"test/num_videos": float(index.numel())}
+        metrics = {"test/num_videos": float(len(results))}
         # unlabelled records (label -1, e.g. an official test split without answers) have no
         # accuracy; they still count as videos and are there for ``predict``
-        labelled = label >= 0
-        if not labelled.any():
+        if not (results.label >= 0).any():
             rank_zero_warn("the test split has no labels: accuracy is not computed; use "
                            "`cli.py predict` to write the predictions")
-            self.log_dict(metrics, sync_dist=False)
-            self._test_outputs.clear()
-            return
-        label = label[labelled]
         for branch in results.branches:
-            video, clip = results.video[branch][labelled], results.clip[branch][labelled]
-            suffix = "" if branch == final else f"_{branch}"
-            metrics[f"test/acc1_video{suffix}"] = tmf.accuracy(
-                video, label, "multiclass", num_classes=self.num_classes, average="micro")
-            metrics[f"test/acc5_video{suffix}"] = tmf.accuracy(
-                video, label, "multiclass", num_classes=self.num_classes, top_k=top5,
-                average="micro")
-            metrics[f"test/acc1_clip{suffix}"] = tmf.accuracy(
-                clip, label, "multiclass", num_classes=self.num_classes, average="micro")
-            metrics[f"test/mean_class_acc{suffix}"] = tmf.accuracy(
-                video, label, "multiclass", num_classes=self.num_classes, average="macro")
+            suffix = "" if branch == results.final else f"_{branch}"
+            names = video_metric_names(suffix)
+            metrics.update({names[k]: v for k, v in score(results.video[branch],
+                                                          results.label).items()})
+            clip = score(results.clip[branch], results.label)
+            if clip:
+                metrics[f"test/acc1_clip{suffix}"] = clip["acc1"]
         # every rank holds the same gathered values: no further reduction
-        self.log_dict({k: float(v) for k, v in metrics.items()}, sync_dist=False)
-        self._test_outputs.clear()
-
-    def _gather(self, tensor: Tensor) -> Tensor:
-        """Concatenate ``tensor`` ``[N, ...]`` from every rank (N may differ between ranks)."""
-        return gather_variable(self, tensor)
+        self.log_dict(metrics, sync_dist=False)
+        self._test_rows.reset()
 
     # ---- predict ---------------------------------------------------------------------------
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
-        views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
-        logits, final = self._view_logits(views)
-        probs = {branch: average_views(lg, "prob") for branch, lg in logits.items()}
-        return {"index": batch["index"], "label": batch["label"], "probs": probs, "final": final}
+        """Returns ``index`` ``[B]``, ``label`` ``[B]`` and ``probs`` (per branch ``[B, K]``,
+        the mean of the views' softmax); the epoch's rows are gathered by
+        :meth:`collect_predict_results`."""
+        probs = {branch: average_views(lg, "prob")
+                 for branch, lg in self.view_logits(batch["video"]).items()}
+        self._predict_rows.append(batch["index"], label=batch["label"], video=probs)
+        return {"index": batch["index"], "label": batch["label"], "probs": probs,
+                "final": self.final_branch}
+
+    def on_predict_epoch_start(self) -> None:
+        self._predict_rows.reset()
+        self.predict_results = None
+
+    def collect_predict_results(self) -> VideoResults:
+        """Like :meth:`collect_test_results`, for ``predict`` (``video`` holds probabilities;
+        ``clip`` is empty)."""
+        if self.predict_results is None:
+            if not self._predict_rows:
+                raise RuntimeError("no predictions to collect: run trainer.predict first")
+            self.predict_results = VideoResults.from_rows(
+                self._predict_rows.gather(self), self.final_branch, "prob")
+        return self.predict_results
 
     # ---- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

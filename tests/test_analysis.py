@@ -153,9 +153,10 @@ def test_accuracy_vs_clips_from_one_pass() -> None:
     logits[0, :, 0] = 1.0
     logits[0, 2:4] = torch.tensor([0.0, 5.0])
     result = accuracy_vs_clips(logits, torch.tensor([1]), crops=2)
-    assert result[1] == 1.0  # the middle clip alone
-    assert result[2] == 0.0  # clips 0 and 2 (evenly spread), both wrong
-    assert result[3] == 1.0  # all: mean of softmax favours class 1
+    assert result[1]["acc1"] == 1.0  # the middle clip alone
+    assert result[2]["acc1"] == 0.0  # clips 0 and 2 (evenly spread), both wrong
+    assert result[3]["acc1"] == 1.0  # all: mean of softmax favours class 1
+    assert result[2]["acc5"] == 1.0  # two classes: top-2 always holds the true one
     with pytest.raises(ValueError, match="crops"):
         accuracy_vs_clips(logits, torch.tensor([1]), crops=4)
 

@@ -196,7 +196,7 @@ def test_views_are_rechunked_after_out_of_memory(monkeypatch) -> None:
     model = tiny_model(4).eval()
     views = torch.randn(2, 6, 3, 4, 32, 32)  # 12 clips
     with torch.no_grad():
-        expected, _ = model._view_logits(views)
+        expected = model.view_logits(views)
     real = model._chunked_logits
     tried: list[int] = []
 
@@ -208,6 +208,6 @@ def test_views_are_rechunked_after_out_of_memory(monkeypatch) -> None:
 
     monkeypatch.setattr(model, "_chunked_logits", small_memory)
     with torch.no_grad(), pytest.warns(UserWarning, match="views_per_forward"):
-        logits, _ = model._view_logits(views)
+        logits = model.view_logits(views)
     assert tried == [12, 6, 3] and model.views_per_forward == 3  # kept for the next batches
     torch.testing.assert_close(logits["avg"], expected["avg"], rtol=1e-4, atol=1e-5)

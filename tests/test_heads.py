@@ -323,9 +323,9 @@ def test_dfb_rejects_bad_config():
         lambda bb: U2SHead(bb, NUM_CLASSES, stage=3),
     ],
 )
-def test_branches_are_known_before_forward(make, clip):
+def test_branches_and_final_branch_are_known_before_forward(make, clip):
     backbone = tiny_backbone()
     head = make(backbone).eval()
     with torch.no_grad():
         out = head(features_of(backbone, clip))
-    assert tuple(out.logits) == head.branches and out.final in head.branches
+    assert tuple(out.logits) == head.branches and out.final == head.final_branch

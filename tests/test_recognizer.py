@@ -10,7 +10,13 @@ import torch
 
 from datamodules import SyntheticFineGrainedDataModule
 from lightning_modules import VideoRecognizer
-from lightning_modules.evaluation import average_views, unique_by_index
+from lightning_modules.evaluation import (
+    ResultAccumulator,
+    average_views,
+    group_rows,
+    unique_by_index,
+)
+from lightning_modules.metrics import METRICS, score, video_metric_names
 from models import GAPHead, VideoResNet
 from tests.conftest import TINY_SYNTHETIC
 
@@ -73,9 +79,9 @@ def test_views_per_forward_does_not_change_results(synthetic_root) -> None:
     model = tiny_model(4).eval()
     views = torch.randn(2, 6, 3, 4, 32, 32)
     with torch.no_grad():
-        whole, _ = model._view_logits(views)
+        whole = model.view_logits(views)
         model.views_per_forward = 5
-        chunked, _ = model._view_logits(views)
+        chunked = model.view_logits(views)
     torch.testing.assert_close(whole["avg"], chunked["avg"], rtol=1e-4, atol=1e-5)
 
 
@@ -96,3 +102,50 @@ def test_unlabelled_test_split_counts_videos_without_accuracy(synthetic_root, tm
     with pytest.warns(UserWarning, match="no labels"):
         (results,) = trainer.test(tiny_model(dm.num_classes), dm)
     assert results == {"test/num_videos": 3 * dm.num_classes}
+
+
+def test_result_accumulator_keeps_one_row_per_video_and_gathers_once() -> None:
+    rows = ResultAccumulator()
+    # two batches; video 0 comes again at the end (a DistributedSampler's padding)
+    rows.append(torch.tensor([2, 0]), label=torch.tensor([1, 0]),
+                video={"avg": torch.tensor([[0.2, 0.8], [0.9, 0.1]])})
+    rows.append(torch.tensor([1, 0]), label=torch.tensor([1, 0]),
+                video={"avg": torch.tensor([[0.4, 0.6], [0.0, 1.0]])})
+    gathered = rows.gather(None)  # no trainer: this process's rows
+    assert gathered["index"].tolist() == [0, 1, 2]
+    assert gathered["label"].tolist() == [0, 1, 1]
+    torch.testing.assert_close(group_rows(gathered, "video")["avg"],
+                               torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]))
+    assert rows.gather(None) is gathered  # cached: callbacks and the module share one gather
+    with pytest.raises(RuntimeError, match="reset"):
+        rows.append(torch.tensor([3]))
+    rows.reset()
+    with pytest.raises(RuntimeError, match="no evaluation outputs"):
+        rows.gather(None)
+
+
+def test_one_metric_definition_scores_video_rows() -> None:
+    # 4 labelled videos of 3 classes and one unlabelled (-1) video that is left out
+    scores = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1],
+                           [0.0, 0.0, 1.0]])
+    label = torch.tensor([0, 1, 1, 2, -1])
+    metrics = score(scores, label)
+    assert set(metrics) == set(METRICS)
+    assert metrics["acc1"] == pytest.approx(2 / 4)  # videos 0 and 2
+    assert metrics["acc5"] == 1.0  # top-3 of 3 classes
+    # per-class recall: class 0 1/1, class 1 1/2, class 2 0/1
+    assert metrics["mean_class_acc"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert score(scores[:1], torch.tensor([-1])) == {}
+    assert video_metric_names("_reversed")["acc1"] == "test/acc1_video_reversed"
+    assert video_metric_names()["mean_class_acc"] == "test/mean_class_acc"
+
+
+def test_test_and_predict_batches_always_have_a_view_axis() -> None:
+    model = tiny_model(4)
+    clips = torch.zeros(2, 3, 2, 8, 8, dtype=torch.uint8)  # a single-view loader's batch
+    for stage, expected in (("testing", (2, 1, 3, 2, 8, 8)), ("predicting", (2, 1, 3, 2, 8, 8)),
+                            ("training", (2, 3, 2, 8, 8))):
+        model.trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        setattr(model.trainer, stage, True)  # the trainer's stage flags
+        out = model.on_after_batch_transfer({"video": clips.clone()}, 0)["video"]
+        assert tuple(out.shape) == expected, stage

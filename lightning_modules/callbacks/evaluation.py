@@ -15,14 +15,12 @@ YAML (``trainer.callbacks``)::
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics.functional as tmf
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
@@ -45,12 +43,12 @@ from lightning_modules.analysis.figures import (
 from lightning_modules.analysis.predictions import load_predictions, save_predictions
 from lightning_modules.analysis.report import AnalysisReporter
 from lightning_modules.evaluation import (
+    ResultAccumulator,
     VideoResults,
     accuracy_vs_clips,
     average_views,
-    gather_variable,
-    unique_by_index,
 )
+from lightning_modules.metrics import score, video_metric_names
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -138,11 +136,10 @@ class TestPredictionsWriter(pl.Callback):
 class VideoPredictionWriter(BasePredictionWriter):
     """``predict``: per-video probabilities of every branch → one ``.pt`` or ``.npz`` file.
 
-    Each rank keeps its own batches; at the end of the epoch they are gathered, the
-    DistributedSampler's padding duplicates are dropped by dataset index, and the global-zero
-    rank writes ``output`` with video ids and class names (layout in
-    :mod:`lightning_modules.analysis.predictions`). Works whether or not the trainer returns
-    predictions.
+    The recognizer gathers the epoch's rows from every rank, one per dataset index
+    (:meth:`VideoRecognizer.collect_predict_results`); the global-zero rank writes ``output``
+    with video ids and class names (layout in :mod:`lightning_modules.analysis.predictions`).
+    Works whether or not the trainer returns predictions.
 
     Args:
         output: file to write (suffix ``.pt`` or ``.npz``); relative paths are taken from the
@@ -150,49 +147,35 @@ class VideoPredictionWriter(BasePredictionWriter):
     """
 
     def __init__(self, output: str = "predictions.pt") -> None:
-        super().__init__(write_interval="batch")
+        super().__init__(write_interval="epoch")
         if Path(output).suffix not in (".pt", ".npz"):
             raise ValueError(f"output must end in .pt or .npz, got {output!r}")
         self.output = output
         self.path: Path | None = None
-        self._parts: dict[str, list[Tensor]] = defaultdict(list)
-        self._skip = False
-        self._final = ""
 
-    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._parts.clear()
-
-    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           prediction: Any, batch_indices: Sequence[int] | None, batch: Any,
-                           batch_idx: int, dataloader_idx: int) -> None:
-        self._final = str(prediction.get("final", ""))
-        self._parts["index"].append(prediction["index"].detach())
-        self._parts["label"].append(prediction["label"].detach())
-        for branch, probs in prediction["probs"].items():
-            self._parts[f"probs/{branch}"].append(probs.detach().float())
-
-    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._parts:
+    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
+        collect = getattr(pl_module, "collect_predict_results", None)
+        if collect is None:
+            raise TypeError(f"{type(pl_module).__name__} has no collect_predict_results(); "
+                            "VideoPredictionWriter needs lightning_modules.VideoRecognizer")
+        try:
+            results = collect()  # collective: every rank
+        except RuntimeError:
             rank_zero_warn("VideoPredictionWriter: no predictions to write")
             return
-        keys = [k for k in self._parts if k not in ("index", "label")]
-        gathered = [gather_variable(pl_module, torch.cat(self._parts[k]))
-                    for k in ("index", "label", *keys)]
-        index, label, *values = unique_by_index(*gathered)
-        self._parts.clear()
         if not trainer.is_global_zero:
             return
-        probs = {k.split("/", 1)[1]: v for k, v in zip(keys, values, strict=True)}
-        k = next(iter(probs.values())).shape[1]
         output = Path(self.output)
         if not output.is_absolute():
             output = AnalysisReporter(trainer).directory / output
-        final = self._final if self._final in probs else next(iter(probs))
+        k = results.video[results.final].shape[1]
         self.path = save_predictions(
-            output, video_ids=video_ids_of(records_of(trainer, "predict"), index), index=index,
-            labels=label, class_names=class_names_of(trainer, pl_module, k), probs=probs,
-            final=final)
-        rank_zero_info(f"VideoPredictionWriter: {len(index)} videos written to {self.path}")
+            output, video_ids=video_ids_of(records_of(trainer, "predict"), results.index),
+            index=results.index, labels=results.label,
+            class_names=class_names_of(trainer, pl_module, k), probs=results.video,
+            final=results.final)
+        rank_zero_info(f"VideoPredictionWriter: {len(results)} videos written to {self.path}")
 
 
 # ---- confusion analysis ----------------------------------------------------------------------
@@ -348,8 +331,11 @@ class AccuracyVsClips(pl.Callback):
         crops = self.crops or int(getattr(getattr(trainer, "datamodule", None), "test_crops", 1))
         views, label = results.views[branch], results.label
         how = getattr(pl_module, "test_average", "prob")
-        self.top1 = accuracy_vs_clips(views, label, crops, how, top_k=1)
-        self.top5 = accuracy_vs_clips(views, label, crops, how, top_k=5)
+        per_k = accuracy_vs_clips(views, label, crops, how)
+        self.top1 = {k: m["acc1"] for k, m in per_k.items() if m}
+        self.top5 = {k: m["acc5"] for k, m in per_k.items() if m}
+        if not self.top1:  # an unlabelled test split
+            return
         for k in self.top1:
             pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=False)
             pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=False)
@@ -369,20 +355,22 @@ class ReversedTimeEvaluation(pl.Callback):
 
     The test views are deterministic, so a reversed view is exactly the decoded view flipped
     along time: each test batch's views are flipped on the device and run once more, with no
-    second decoding pass over the test set. Results are gathered and de-duplicated by dataset
-    index like the normal ones. A 2D model with average consensus scores the same both ways; a
-    model that uses the arrow of time does not. (``--data.init_args.reverse_time=true`` gives
-    the reversed test alone.) Not defined for the optical-flow stream (``video_backend="flow"``:
-    reversed motion would also need every flow vector negated): skipped there with a warning.
+    second decoding pass over the test set. The reversed scores are collected, gathered and
+    scored like the normal ones (:class:`ResultAccumulator`, :func:`score`). A 2D model with
+    average consensus scores the same both ways; a model that uses the arrow of time does not.
+    Not defined for the optical-flow stream (``video_backend="flow"``: a reversed video's flow
+    is not its flow frames in reversed order, every vector is negated too): skipped there with
+    a warning.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.metrics: dict[str, float] = {}
-        self._parts: dict[str, list[Tensor]] = defaultdict(list)
+        self._rows = ResultAccumulator()
+        self._skip = False
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._parts.clear()
+        self._rows.reset()
         self._skip = bool(getattr(trainer.datamodule, "flow", False))
         if self._skip:
             rank_zero_warn("ReversedTimeEvaluation is skipped on optical flow (a reversed "
@@ -394,34 +382,21 @@ class ReversedTimeEvaluation(pl.Callback):
                           dataloader_idx: int = 0) -> None:
         if self._skip:
             return
-        views = batch["video"] if batch["video"].ndim == 6 else batch["video"].unsqueeze(1)
-        logits, final = pl_module._view_logits(views.flip(-3))  # [B, V, C, T, H, W]: T is -3
-        self._parts["index"].append(batch["index"])
-        self._parts["label"].append(batch["label"])
-        self._parts["video"].append(average_views(logits[final], pl_module.test_average))
+        final = pl_module.final_branch
+        logits = pl_module.view_logits(batch["video"].flip(-3))  # [B, V, C, T, H, W]: T is -3
+        self._rows.append(batch["index"], label=batch["label"],
+                          video=average_views(logits[final], pl_module.test_average))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._skip:
             return
-        gathered = [gather_variable(pl_module, torch.cat(self._parts[k]))
-                    for k in ("index", "label", "video")]
-        _, label, video = unique_by_index(*gathered)
-        labelled = label >= 0
-        self._parts.clear()
-        if not labelled.any():  # an unlabelled test split: nothing to score
-            return
-        label, video = label[labelled], video[labelled]
-        k = video.shape[1]
-        self.metrics = {
-            "test/acc1_video_reversed": float(tmf.accuracy(
-                video, label, "multiclass", num_classes=k, average="micro")),
-            "test/acc5_video_reversed": float(tmf.accuracy(
-                video, label, "multiclass", num_classes=k, top_k=min(5, k), average="micro")),
-            # the same definition as test/mean_class_acc, so the two compare
-            "test/mean_class_acc_reversed": float(tmf.accuracy(
-                video, label, "multiclass", num_classes=k, average="macro")),
-        }
-        pl_module.log_dict(self.metrics, sync_dist=False)
+        rows = self._rows.gather(pl_module)  # collective: every rank
+        names = video_metric_names("_reversed")
+        # the same definition as test/acc1_video and test/mean_class_acc, so the two compare
+        self.metrics = {names[k]: v for k, v in score(rows["video"], rows["label"]).items()}
+        self._rows.reset()
+        if self.metrics:  # an unlabelled test split has nothing to score
+            pl_module.log_dict(self.metrics, sync_dist=False)
 
 
 __all__ = [

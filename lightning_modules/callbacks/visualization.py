@@ -105,8 +105,10 @@ class _TestVideoVisualizer(pl.Callback):
     @torch.no_grad()
     def _forward(self, pl_module: pl.LightningModule, clip: Tensor) -> tuple[dict, Any]:
         """``uint8 [C, T, H, W]`` → (backbone stage dict, HeadOutput) for one clip."""
-        batch = pl_module.on_after_batch_transfer({"video": clip[None].to(pl_module.device)}, 0)
-        features = pl_module.backbone(batch["video"])
+        # shaped as a test batch [B=1, V=1, C, T, H, W], the form the module's transfer expects
+        views = clip[None, None].to(pl_module.device)
+        batch = pl_module.on_after_batch_transfer({"video": views}, 0)
+        features = pl_module.backbone(batch["video"][:, 0])
         return features, pl_module.head(features)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -50,6 +50,13 @@ class Head(nn.Module):
         per branch can be created up front). Default: ``loss_branches``."""
         return self.loss_branches
 
+    @property
+    def final_branch(self) -> str:
+        """The branch whose prediction is *the* model's prediction (``val/acc1``,
+        ``test/acc1_video`` read it), fixed by the head's configuration and equal to every
+        forward's ``HeadOutput.final``. Default: the first of ``branches``."""
+        return self.branches[0]
+
     def loss(self, output: HeadOutput, target: Tensor) -> dict[str, Tensor]:
         branches = self.loss_branches or tuple(output.logits)
         losses = {

@@ -70,6 +70,10 @@ class DFBHead(Head):
     def branches(self) -> tuple[str, ...]:
         return ("avg", "xchannel", "max", "comb")
 
+    @property
+    def final_branch(self) -> str:
+        return "comb"
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -184,7 +188,7 @@ class DFBHead(Head):
         location = torch.stack(torch.unravel_index(flat_index, grid), dim=-1)  # [B, C·N, 3]
         return HeadOutput(
             logits={"avg": z_avg, "xchannel": z_xchannel, "max": z_max, "comb": z_comb},
-            final="comb",
+            final=self.final_branch,
             extras={"filter_response": response.detach(), "filter_location": location},
         )
 

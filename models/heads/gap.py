@@ -39,4 +39,4 @@ class GAPHead(Head):
     def forward(self, features: dict[str, Tensor]) -> HeadOutput:
         """``features[in_stage]``: ``[B, C, T, H, W]`` → ``logits["avg"]``: ``[B, num_classes]``."""
         pooled = features[self.in_stage].mean(dim=(2, 3, 4))
-        return HeadOutput(logits={"avg": self.fc(self.dropout(pooled))}, final="avg")
+        return HeadOutput(logits={"avg": self.fc(self.dropout(pooled))}, final=self.final_branch)

@@ -243,6 +243,10 @@ class U2SHead(Head):
             return ("universal",)
         return ("universal", "bridge", "specific", "fused")
 
+    @property
+    def final_branch(self) -> str:
+        return "universal" if self.stage == 1 else "fused"
+
     # ------------------------------------------------------------------ training stages
     def _stage_modules(self) -> dict[str, list[nn.Module]]:
         universal = [self.universal_fc, self.universal_dropout]
@@ -348,7 +352,7 @@ class U2SHead(Head):
         pooled = reduce(universal, "b d t h w -> b d", "mean")
         z_universal = self.universal_fc(self.universal_dropout(pooled))
         if self.stage == 1:
-            return HeadOutput(logits={"universal": z_universal}, final="universal")
+            return HeadOutput(logits={"universal": z_universal}, final=self.final_branch)
 
         if self.training and not bool(self.csm_is_set) and not self._warned_unset:
             warnings.warn(
@@ -385,7 +389,7 @@ class U2SHead(Head):
                 "specific": z_specific,
                 "fused": z_fused,
             },
-            final="fused",
+            final=self.final_branch,
             extras={"mask": mask.detach(), "guide": guide},
         )
 
