@@ -61,7 +61,7 @@ def main() -> None:
         results = {name: (float("inf"), float("inf")) for name in solvers}
         for _ in range(args.rounds):  # interleaved: both settings see the same load
             for name, solver in solvers.items():
-                wall, cpu = _time(lambda s=solver: s.calc(a, b, None), 1)
+                wall, cpu = _time(lambda s=solver, a=a, b=b: s.calc(a, b, None), 1)
                 results[name] = (min(results[name][0], wall), min(results[name][1], cpu))
         for name, (wall, cpu) in results.items():
             print(f"{size:>9} {name:>8} {wall:9.1f} {cpu:9.1f}")

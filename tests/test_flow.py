@@ -182,6 +182,7 @@ def test_flow_fit_and_test_on_a_tiny_synthetic_set(synthetic_root, tmp_path) -> 
     from datamodules import SyntheticFineGrainedDataModule
     from datamodules.flow import FLOW_MEAN, FLOW_STD
     from lightning_modules import VideoRecognizer
+    from lightning_modules.callbacks import ReversedTimeEvaluation
     from tests.conftest import TINY_SYNTHETIC
 
     tiny = {**TINY_SYNTHETIC, "train_per_class": 2, "val_per_class": 1, "test_per_class": 1,
@@ -197,11 +198,14 @@ def test_flow_fit_and_test_on_a_tiny_synthetic_set(synthetic_root, tmp_path) -> 
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", num_sanity_val_steps=0,
-                         default_root_dir=str(tmp_path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+                         default_root_dir=str(tmp_path), callbacks=[ReversedTimeEvaluation()])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         trainer.fit(model, datamodule=dm)
         results = trainer.test(model, datamodule=dm, verbose=False)
+    # frames played backwards are not a reversed video's flow: that test is skipped, said so
+    assert "test/acc1_video_reversed" not in results[0]
+    assert any("skipped on optical flow" in str(w.message) for w in caught)
     batch = next(iter(dm.test_dataloader()))
     assert batch["video"].shape[1:] == (10, 4, 4, 24, 24)  # [B, V, 2L, T, H, W]
     assert results[0]["test/num_videos"] == dm.num_classes
