@@ -239,3 +239,23 @@ def test_folder_datamodule_serves_flow_clips(tmp_path, sampling) -> None:
     assert torch.equal(y - 5, x)
     if sampling == "uniform":
         assert (x.diff(dim=1) == 10).all()  # consecutive pairs within a stack
+
+
+@pytest.mark.parametrize(("name", "channels"), [("tsn_resnet18", 10), ("i3d_resnet18", 2)])
+def test_flow_backbones_get_cross_modality_init(name, channels) -> None:
+    """TSN §3.2: the first conv's ImageNet filters averaged over RGB, replicated over the flow
+    channels (here from torchvision's own ResNet-18 state dict, randomly initialised)."""
+    import torchvision
+
+    from models import create_backbone
+
+    state = torchvision.models.resnet18().state_dict()
+    backbone = create_backbone(name, in_channels=channels, pretrained=state, inflate="center")
+    weight = backbone.stage1.conv.weight  # [64, C, kt, 7, 7]
+    assert weight.shape[1] == channels
+    expected = state["conv1.weight"].mean(1)  # [64, 7, 7]
+    centre = weight.shape[2] // 2
+    for c in range(channels):
+        assert torch.allclose(weight[:, c, centre], expected)
+    out = backbone(torch.randn(1, channels, 4, 32, 32))
+    assert out["stage5"].shape[:2] == (1, 512)
