@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import json
+import logging
 from pathlib import Path
 
 import yaml
@@ -13,6 +17,46 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
 from lightning_modules import VideoRecognizer
+
+
+def _fix_nested_command_line_values() -> None:
+    """Two jsonargparse (4.53) slips that the command line hits two class levels down, where a
+    backbone's options live (``--model.init_args.backbone.init_args.X=…``):
+
+    - a nested option's value is loaded from YAML at the outer class, then handed to the inner
+      class's parser re-rendered as ``f"--{key}={value}"``: ``null`` became the string "None",
+      which every ``str``-typed option (``pretrained``, paths) accepts. Rendering it back as JSON
+      (``null``, ``true``, ``[1, 2]``), which YAML reads as the same value, keeps it ``None``.
+    - a ``class_path`` naming a builder function (``models.video_resnet``) under a class whose
+      arguments are linked (``VideoRecognizer``'s ``num_classes``) made its parser with the
+      class-only ``linked_targets`` option, which functions reject.
+    """
+    from jsonargparse import Namespace, _typehints
+
+    if getattr(_typehints.adapt_class_type, "finegrain_fixed", False):
+        return
+    adapt_class_type = _typehints.adapt_class_type
+    class_parser = _typehints.cached_get_class_parser
+
+    def adapt_class_type_keeping_values(value, *args, **kwargs):
+        init_args = value.get("init_args") if isinstance(value, (dict, Namespace)) else None
+        if isinstance(init_args, _typehints.NestedArg) and not isinstance(init_args.val, str):
+            with contextlib.suppress(TypeError):  # not JSON (a Namespace …): leave it be
+                value["init_args"] = _typehints.NestedArg(init_args.key, json.dumps(init_args.val))
+        return adapt_class_type(value, *args, **kwargs)
+
+    def class_parser_for_functions_too(*, val_class, sub_add_kwargs, **kwargs):
+        target = _typehints.import_object(val_class) if isinstance(val_class, str) else val_class
+        if sub_add_kwargs and not inspect.isclass(target):
+            sub_add_kwargs = {k: v for k, v in sub_add_kwargs.items() if k != "linked_targets"}
+        return class_parser(val_class=val_class, sub_add_kwargs=sub_add_kwargs, **kwargs)
+
+    adapt_class_type_keeping_values.finegrain_fixed = True
+    _typehints.adapt_class_type = adapt_class_type_keeping_values
+    _typehints.cached_get_class_parser = class_parser_for_functions_too
+
+
+_fix_nested_command_line_values()
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -81,6 +125,11 @@ class FinegrainCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None, run: bool = True) -> FinegrainCLI:
+    # backbones' weight-load reports (models has no Lightning, so it logs; here they are shown)
+    weights_log = logging.getLogger("models.weights")
+    if not weights_log.handlers:
+        weights_log.addHandler(logging.StreamHandler())
+        weights_log.setLevel(logging.INFO)
     return FinegrainCLI(
         VideoRecognizer,
         VideoDataModule,

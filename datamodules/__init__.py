@@ -3,8 +3,9 @@
 Imports neither ``models`` nor ``lightning_modules``: usable on its own in other projects.
 """
 
+from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import AnnotationError
-from datamodules.base import AnnotatedVideoDataModule, VideoDataModule
+from datamodules.base import VideoDataModule
 from datamodules.dataset import VideoDataset
 from datamodules.folder import VideoFolderDataModule
 from datamodules.kinetics import KineticsDataModule

@@ -6,9 +6,9 @@ and apostrophes (Kinetics), ``;``-separated labels holding commas (Something-Som
 helpers here absorb all of that, and every error they raise names the file and, where there is
 one, the line.
 
-Also here, because every source needs it: locating an annotation file among the names the
-different releases use, finding videos by name anywhere under a folder (``VideoIndex``), and
-deriving a horizontal-flip label map from "left"/"right" class names.
+Also here, because every source needs it: the class list as a lookup (``ClassIndex``), locating
+an annotation file among the names the different releases use, and deriving a horizontal-flip
+label map from "left"/"right" class names.
 """
 
 from __future__ import annotations
@@ -18,21 +18,19 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "AnnotationError",
+    "ClassIndex",
     "Entry",
     "VIDEO_EXTENSIONS",
-    "VideoIndex",
     "derive_flip_label_map",
     "find_annotation",
     "find_annotations",
-    "lookup_class",
-    "loose_index",
     "read_csv_rows",
     "read_json",
     "read_lines",
@@ -167,38 +165,54 @@ def _normalise(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).casefold()
 
 
-def lookup_class(
-    name: str, index: Mapping[str, int], where: str, *, loose: Mapping[str, int] | None = None
-) -> int:
-    """Label of class ``name``: exact match first, then ignoring case, ``_`` vs space and spacing.
+class ClassIndex:
+    """A dataset's class list as a lookup: name → label, forgiving only where releases differ.
+
+    Releases disagree on case and spacing (UCF101's ``classInd.txt`` spells
+    ``HandstandPushups``, its split lists ``HandStandPushups``), so a name is matched exactly
+    first, then ignoring case, ``_`` vs space and repeated spaces; a loose key shared by two
+    classes matches neither loosely.
 
     Args:
-        index: ``{class name: label}``.
-        where: ``"file:line"`` for the error.
-        loose: ``{_normalise(name): label}`` (built from ``index`` when not given).
-
-    Raises:
-        AnnotationError: the class list lacks ``name``; the message names file, line and the
-            closest-looking known names.
+        names: class names; position = label.
     """
-    label = index.get(name)
-    if label is not None:
-        return label
-    loose = loose if loose is not None else loose_index(index)
-    label = loose.get(_normalise(name))
-    if label is not None:
-        return label
-    import difflib
 
-    close = difflib.get_close_matches(name, list(index), n=3)
-    hint = f"; did you mean {close}?" if close else ""
-    raise AnnotationError(
-        f"{where}: class {name!r} is not in the class list ({len(index)} classes){hint}")
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self._exact = {name: label for label, name in enumerate(self.names)}
+        loose: dict[str, int] = {}
+        clashes: set[str] = set()
+        for label, name in enumerate(self.names):
+            key = _normalise(name)
+            if key in loose:
+                clashes.add(key)
+            loose[key] = label
+        self._loose = {key: label for key, label in loose.items() if key not in clashes}
 
+    def __len__(self) -> int:
+        return len(self.names)
 
-def loose_index(index: Mapping[str, int]) -> dict[str, int]:
-    """``{normalised name: label}`` for ``lookup_class``'s second chance."""
-    return {_normalise(name): label for name, label in index.items()}
+    def get(self, name: str) -> int | None:
+        """Label of ``name`` (exact, then loose), or ``None``."""
+        label = self._exact.get(name)
+        return label if label is not None else self._loose.get(_normalise(name))
+
+    def label(self, name: str, where: str) -> int:
+        """Label of ``name``; ``where`` (``"file:line"``) goes into the error.
+
+        Raises:
+            AnnotationError: the class list lacks ``name``; the message names file, line and
+                the closest-looking known names.
+        """
+        label = self.get(name)
+        if label is not None:
+            return label
+        import difflib
+
+        close = difflib.get_close_matches(name, self.names, n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise AnnotationError(
+            f"{where}: class {name!r} is not in the class list ({len(self)} classes){hint}")
 
 
 def find_annotation(
@@ -261,69 +275,6 @@ def _folders(root: Path, depth: int) -> Iterator[Path]:
             except OSError:
                 continue
         level = next_level
-
-
-class VideoIndex:
-    """Finds videos (or frame folders) by name anywhere under a root folder.
-
-    The tree is walked once, on the first lookup, and the result kept: users lay datasets out in
-    many ways (``train/<class>/x.mp4``, ``videos/x.mp4``, flat), and the annotation names only
-    the file. Files are keyed by their name without extension; in ``frames`` mode, folders are
-    keyed by their name instead (``datamodules.prepare frames`` writes one folder per video,
-    named after it).
-
-    Args:
-        root: the folder to search.
-        frames: index folders (frame folders) instead of video files.
-        extensions: video file extensions (lower case, with the dot).
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        frames: bool = False,
-        extensions: Iterable[str] = VIDEO_EXTENSIONS,
-    ) -> None:
-        self.root = str(root)
-        self.frames = frames
-        self.extensions = tuple(e.lower() for e in extensions)
-        self._paths: dict[str, str] | None = None
-        self.duplicates = 0  # names seen more than once (the first in walk order wins)
-
-    def _build(self) -> dict[str, str]:
-        paths: dict[str, str] = {}
-        # sorted walk: which duplicate wins does not depend on the file system's order
-        for folder, dirs, files in os.walk(self.root, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            names = dirs if self.frames else sorted(files)
-            for name in names:
-                if self.frames:
-                    key = name
-                else:
-                    stem, ext = os.path.splitext(name)
-                    if ext.lower() not in self.extensions:
-                        continue
-                    key = stem
-                if key in paths:
-                    self.duplicates += 1
-                    continue
-                paths[key] = os.path.join(folder, name)
-        return paths
-
-    @property
-    def paths(self) -> dict[str, str]:
-        """``{name: path}`` of everything found (walks the tree on first use)."""
-        if self._paths is None:
-            self._paths = self._build()
-        return self._paths
-
-    def find(self, name: str) -> str | None:
-        """Path of the video called ``name`` (no extension), or ``None``."""
-        return self.paths.get(name)
-
-    def __len__(self) -> int:
-        return len(self.paths)
 
 
 _LEFT_RIGHT = re.compile(r"\b(left|right)\b", re.IGNORECASE)

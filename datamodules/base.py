@@ -1,32 +1,24 @@
-"""Shared LightningDataModule: the arguments every source has, and the loaders built from them."""
+"""Shared LightningDataModule: the arguments every source has, and the loaders built from them.
+
+Sources that read published annotation files build on ``datamodules.annotated``.
+"""
 
 from __future__ import annotations
 
 import os
-import random
 from abc import abstractmethod
-from collections import Counter
-from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from datamodules.annotations import (
-    VIDEO_EXTENSIONS,
-    AnnotationError,
-    Entry,
-    VideoIndex,
-    derive_flip_label_map,
-    lookup_class,
-    loose_index,
-    read_name_list,
-)
-from datamodules.dataset import OnError, VideoDataset
-from datamodules.decoders import DecodeError, Decoder, get_decoder
+from datamodules.annotations import derive_flip_label_map
+from datamodules.dataset import OnError, VideoDataset, collate_samples
+from datamodules.decoders import Decoder, get_decoder
 from datamodules.records import VideoRecord
+from datamodules.reports import UnreadableLog, split_summary
 from datamodules.transforms import TestViews, TrainTransform
 
 Split = Literal["train", "val", "test"]
@@ -123,6 +115,8 @@ class VideoDataModule(pl.LightningDataModule):
             flow_length = 5 if sampling == "uniform" else 1
         self.flow_length = flow_length
         self.datasets: dict[Split, VideoDataset] = {}
+        #: every unreadable video met in this run, named once (all splits share it)
+        self.unreadable_log = UnreadableLog()
 
     # ---- what a source must say ------------------------------------------------------------
     @property
@@ -199,7 +193,20 @@ class VideoDataModule(pl.LightningDataModule):
                 flow=self.flow,
             ),
             on_error=self.on_error,
+            unreadable_log=self.unreadable_log,
         )
+
+    def split_counts(self, split: Split) -> dict[str, int]:
+        """What the summary says besides classes and videos (``missing``, ``ambiguous``)."""
+        return {}
+
+    def summary(self, split: Split) -> str:
+        """One line: the split's classes, videos, missing and unreadable-so-far counts."""
+        dataset = self.datasets[split]
+        labels = {r.label for r in dataset.records if r.label >= 0}
+        return split_summary(type(self).__name__, split, classes=len(labels),
+                             videos=len(dataset), unreadable=len(self.unreadable_log),
+                             **self.split_counts(split))
 
     def setup(self, stage: str | None = None) -> None:
         wanted: dict[str | None, tuple[Split, ...]] = {
@@ -211,6 +218,14 @@ class VideoDataModule(pl.LightningDataModule):
         for split in wanted.get(stage, ("train", "val", "test")):
             if split not in self.datasets:
                 self.datasets[split] = self.make_dataset(split)
+                rank_zero_info(self.summary(split))
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # failures met in DataLoader workers reach the main process in the batch: name them
+        # here, once per run
+        if isinstance(batch, dict):
+            self.unreadable_log.report_batch(batch)
+        return batch
 
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
@@ -221,6 +236,7 @@ class VideoDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             drop_last=shuffle,
+            collate_fn=collate_samples,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
@@ -236,283 +252,3 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
-
-
-# int first: jsonargparse tries union members in order, and "87" on a command line is a count
-ClassesSubset = int | list[str] | str | None
-MaxPerClass = int | dict[str, int] | None
-
-# how many missing names a report shows: enough to recognise a pattern, short enough to read
-_SHOWN_MISSING = 5
-
-
-class AnnotatedVideoDataModule(VideoDataModule):
-    """Base of the datamodules that read a published dataset's annotation files.
-
-    A subclass says what its annotation files contain:
-
-    - ``read_classes()``: the full class list, in the published index order;
-    - ``read_entries(split)``: the videos of a split as ``Entry(name, label, where)``;
-    - optionally ``source_of(split)``: which list a split reads (``test`` → ``val``, …);
-
-    and this class does the rest, identically for every dataset: class subsets and per-class
-    caps (Mini-Kinetics-200, Mini-SSV2), locating each video by path or by name anywhere under
-    ``data_dir``, counting the frames of frame folders once, and reporting missing videos once
-    per split (a count and the first few names) before skipping them.
-
-    Args:
-        data_dir: the videos or frame folders, laid out as the official archive unpacks (or any
-            layout: a video not at its listed path is looked up by name anywhere below).
-        annotation_dir: the official annotation / split files (default ``data_dir``); they may
-            sit in a sub-folder up to two levels down, as the archives ship them.
-        classes_subset: train on some classes only: a list of class names, a file with one name
-            per line (a relative path is also looked up in ``annotation_dir``), or an int ``N``
-            for ``N`` classes drawn with ``subset_seed``. Kept classes
-            keep the dataset's class order and are relabelled ``0..N-1``.
-        max_per_class: keep at most this many (present) videos per class: an int for every
-            split or ``{split: n}`` (e.g. ``{"train": 400, "val": 25}``); drawn with
-            ``subset_seed``, listed order kept.
-        subset_seed: seed of the two draws above (the same seed gives the same subset).
-        on_missing: ``"warn"`` (default) reports missing videos once and skips them;
-            ``"raise"`` stops with the same report.
-        **kwargs: the common arguments of ``VideoDataModule``.
-    """
-
-    def __init__(
-        self,
-        data_dir: str,
-        annotation_dir: str | None = None,
-        classes_subset: ClassesSubset = None,
-        max_per_class: MaxPerClass = None,
-        subset_seed: int = 0,
-        on_missing: Literal["warn", "raise"] = "warn",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(data_dir=data_dir, **kwargs)
-        if on_missing not in ("warn", "raise"):
-            raise ValueError(f"on_missing must be 'warn' or 'raise', got {on_missing!r}")
-        if isinstance(classes_subset, bool) or (
-                isinstance(classes_subset, int) and classes_subset < 1):
-            raise ValueError(f"classes_subset as a number must be >= 1, got {classes_subset!r}")
-        caps = max_per_class.values() if isinstance(max_per_class, Mapping) else [max_per_class]
-        if any(c is not None and c < 1 for c in caps):
-            raise ValueError(f"max_per_class must be >= 1, got {max_per_class!r}")
-        if isinstance(max_per_class, Mapping):
-            unknown = set(max_per_class) - {"train", "val", "test"}
-            if unknown:
-                raise ValueError(f"max_per_class keys must be train/val/test, got {unknown}")
-        self.annotation_dir = os.path.expanduser(str(annotation_dir or self.data_dir))
-        self.classes_subset = classes_subset
-        self.max_per_class = max_per_class
-        self.subset_seed = subset_seed
-        self.on_missing = on_missing
-        self.missing: dict[str, list[str]] = {}  # split -> names of the videos not found
-        self._all_classes: list[str] | None = None
-        self._subset: tuple[list[str], dict[int, int]] | None = None
-        self._index: VideoIndex | None = None
-        self._located: dict[str, list[VideoRecord]] = {}  # source -> records before the cap
-
-    # ---- what a dataset must say ----------------------------------------------------------
-    @abstractmethod
-    def read_classes(self) -> list[str]:
-        """The dataset's full class list; position = label in ``read_entries``."""
-
-    @abstractmethod
-    def read_entries(self, split: Split) -> list[Entry]:
-        """The videos the annotation lists for ``split`` (labels index ``read_classes()``)."""
-
-    # ---- classes ----------------------------------------------------------------------------
-    @property
-    def all_classes(self) -> list[str]:
-        """Every class of the dataset (before ``classes_subset``), read once and cached."""
-        if self._all_classes is None:
-            names = self.read_classes()
-            if not names:
-                raise AnnotationError(f"{type(self).__name__}: the class list is empty "
-                                      f"(annotation_dir={self.annotation_dir})")
-            twice = sorted(name for name, count in Counter(names).items() if count > 1)
-            if twice:
-                raise AnnotationError(f"{type(self).__name__}: class names listed twice: "
-                                      f"{twice[:5]}")
-            self._all_classes = names
-        return self._all_classes
-
-    @property
-    def classes(self) -> list[str]:
-        """Class names (index = label id), after ``classes_subset``; available before
-        ``setup()`` (only the class list is read), so LightningCLI can link ``num_classes``."""
-        return self._class_subset()[0]
-
-    def _class_subset(self) -> tuple[list[str], dict[int, int]]:
-        """``(kept names, {full label: new label})``."""
-        if self._subset is None:
-            full = self.all_classes
-            chosen = self._choose_classes(full)
-            self._subset = ([full[i] for i in chosen], {old: new for new, old in
-                                                        enumerate(chosen)})
-        return self._subset
-
-    def _choose_classes(self, full: list[str]) -> list[int]:
-        """Full-list labels of the kept classes, sorted (the dataset's order is kept)."""
-        subset = self.classes_subset
-        if subset is None:
-            return list(range(len(full)))
-        if isinstance(subset, str) and subset.isdigit() and not os.path.exists(subset):
-            subset = int(subset)  # a count that reached us as text
-        if isinstance(subset, int):
-            if subset > len(full):
-                raise ValueError(f"classes_subset={subset} but the dataset has {len(full)} "
-                                 "classes")
-            return sorted(random.Random(self.subset_seed).sample(range(len(full)), subset))
-        if isinstance(subset, str):
-            path = os.path.expanduser(subset)
-            if not os.path.isfile(path) and not os.path.isabs(path):
-                # a relative name may refer to a list kept beside the annotations
-                path = os.path.join(self.annotation_dir, path)
-            if not os.path.isfile(path):
-                raise AnnotationError(f"classes_subset file not found: {subset} (also looked "
-                                      f"in {self.annotation_dir})")
-            names, source = read_name_list(path), path
-        else:
-            names, source = list(subset), "classes_subset"
-        index = {name: label for label, name in enumerate(full)}
-        loose = loose_index(index)
-        chosen = {lookup_class(name, index, f"{source} (entry {i + 1})", loose=loose)
-                  for i, name in enumerate(names)}
-        if not chosen:
-            raise AnnotationError(f"{source}: classes_subset is empty")
-        return sorted(chosen)
-
-    # ---- locating videos --------------------------------------------------------------------
-    @property
-    def index(self) -> VideoIndex:
-        """Videos (or frame folders, for the ``frames`` backend) by name under ``data_dir``."""
-        if self._index is None:
-            self._index = VideoIndex(self.data_dir, frames=self.folders)
-        return self._index
-
-    def find_video(self, name: str) -> str | None:
-        """Path of the video an annotation calls ``name``, or ``None`` when it is not there.
-
-        ``data_dir/name`` is tried first (one ``stat``: the official layout costs nothing
-        more); when it is not there, the name without folder and extension is looked up in
-        ``index`` (one walk of ``data_dir`` on first use, then a dict lookup). With the
-        ``frames`` backend the video is the folder named after the file.
-        """
-        frames = self.folders
-        direct = os.path.join(self.data_dir, name)
-        root, ext = os.path.splitext(direct)
-        if frames:
-            direct = root if ext.lower() in VIDEO_EXTENSIONS else direct
-            if os.path.isdir(direct):
-                return direct
-        elif ext.lower() in VIDEO_EXTENSIONS and os.path.isfile(direct):
-            # a bare name (Kinetics) is never a file as such: skip the stat, go to the index
-            return direct
-        stem = os.path.basename(name.replace("\\", "/"))
-        # strip only a real video extension: ids and names may contain dots of their own
-        root, ext = os.path.splitext(stem)
-        if ext.lower() in VIDEO_EXTENSIONS:
-            stem = root
-        return self.index.find(stem)
-
-    def locate(self, entry: Entry, label: int) -> VideoRecord | None:
-        """The record of ``entry`` with ``label``, or ``None`` when its video is missing.
-
-        Subclasses override this for datasets whose file names need more than ``find_video``
-        (Kinetics: trimmed clip or untrimmed source).
-        """
-        path = self.find_video(entry.name)
-        if path is None:
-            return None
-        return VideoRecord(path=path, label=label, start_sec=entry.start_sec,
-                           end_sec=entry.end_sec)
-
-    # ---- records ------------------------------------------------------------------------------
-    def source_of(self, split: Split) -> Split:
-        """The list ``split`` reads. Splits with the same source (UCF101's ``val`` and ``test``
-        are both its test list) share one set of records and one missing-video report."""
-        return split
-
-    def build_records(self, split: Split) -> list[VideoRecord]:
-        """Entries → class subset → located records (missing reported) → per-class cap."""
-        source = self.source_of(split)
-        if source not in self._located:
-            self._located[source] = self._locate_all(source)
-        return self._cap_per_class(split, source, self._located[source])
-
-    def _locate_all(self, split: Split) -> list[VideoRecord]:
-        entries = self.read_entries(split)
-        listed = len(entries)
-        _, relabel = self._class_subset()
-        if self.classes_subset is not None:
-            # unlabelled entries (-1) cannot be filtered by class; they stay
-            entries = [e for e in entries if e.label < 0 or e.label in relabel]
-        counter = self.make_decoder() if self.folders else None
-        records: list[VideoRecord] = []
-        missing: list[Entry] = []
-        for entry in entries:
-            record = self.locate(entry, relabel.get(entry.label, -1))
-            if record is not None and counter is not None and record.num_frames is None:
-                record = self._with_frame_count(record, counter)
-            if record is None:
-                missing.append(entry)
-            else:
-                records.append(record)
-        if missing:
-            self._report_missing(split, missing, len(entries))
-        if not records:
-            where = f" (first: {entries[0].where})" if entries and entries[0].where else ""
-            raise ValueError(
-                f"{type(self).__name__}: the {split!r} split is empty: {listed} videos listed"
-                f"{where}, {len(entries)} in the kept classes, none found under "
-                f"{self.data_dir} (annotations: {self.annotation_dir})")
-        return records
-
-    @staticmethod
-    def _with_frame_count(record: VideoRecord, counter: Decoder) -> VideoRecord | None:
-        """``record`` with ``num_frames`` counted now (one directory listing), so training
-        never probes a frame folder; ``None`` when the folder holds no frames."""
-        try:
-            count = counter.num_frames(record)
-        except DecodeError:
-            return None
-        return VideoRecord(path=record.path, label=record.label, num_frames=count,
-                           start_sec=record.start_sec, end_sec=record.end_sec)
-
-    def _report_missing(self, split: str, missing: Sequence[Entry], total: int) -> None:
-        """One message per split: how many, and the first few names with their annotation."""
-        self.missing[split] = [e.name for e in missing]
-        shown = ", ".join(f"{e.name} ({e.where})" if e.where else e.name
-                          for e in missing[:_SHOWN_MISSING])
-        more = ", …" if len(missing) > _SHOWN_MISSING else ""
-        what = ("frame folders not found or empty" if self.folders else "videos not found")
-        message = (f"{type(self).__name__}: {len(missing)} of {total} {split} {what} under "
-                   f"{self.data_dir}; skipped. First: {shown}{more}")
-        if self.on_missing == "raise":
-            raise FileNotFoundError(message)
-        # rank zero only: under DDP every rank builds the same records
-        rank_zero_warn(message, stacklevel=7)  # points at the caller of build_records
-
-    def _cap_per_class(
-        self, split: str, source: str, records: list[VideoRecord]
-    ) -> list[VideoRecord]:
-        """At most ``max_per_class[split]`` records per class, drawn per ``source`` (so ``val``
-        and a ``test`` that reads the same list get the same videos)."""
-        cap = self.max_per_class
-        if isinstance(cap, Mapping):
-            cap = cap.get(split)
-        if cap is None:
-            return records
-        by_class: dict[int, list[int]] = {}
-        for position, record in enumerate(records):
-            by_class.setdefault(record.label, []).append(position)
-        # one generator per split and class: the draw for one class does not depend on others
-        keep: set[int] = set()
-        for label, positions in by_class.items():
-            if len(positions) <= cap:
-                keep.update(positions)
-            else:
-                rng = random.Random(f"{self.subset_seed}-{source}-{label}")
-                keep.update(rng.sample(positions, cap))
-        return [r for position, r in enumerate(records) if position in keep]

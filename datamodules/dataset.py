@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from einops import rearrange
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from datamodules.decoders import DecodeError, Decoder
 from datamodules.records import VideoRecord
+from datamodules.reports import UnreadableLog
 from datamodules.sampling import clip_indices
 from datamodules.transforms import TestViews, TrainTransform
 
-log = logging.getLogger(__name__)
-
 Mode = Literal["train", "val", "test"]
 OnError = Literal["warn", "raise"]
+Sample = dict[str, Any]
+
+
+def _sample(video: Tensor | None, label: int, index: int,
+            failures: list[tuple[int, str, str]] | None = None) -> Sample:
+    return {"video": video, "label": label, "index": index, "skipped": len(failures or ()),
+            "unreadable": failures or []}
+
+
+def collate_samples(samples: list[Sample]) -> dict[str, Any]:
+    """Batch ``VideoDataset`` samples, leaving out the unreadable ones.
+
+    Returns ``video`` ``[B, ...]``, ``label`` / ``index`` / ``skipped`` ``[B]`` for the samples
+    that decoded (``B`` may be 0 in evaluation: then ``video`` is an empty ``[0, 3, 0, 0, 0]``
+    tensor, so device-side normalisation passes it through), and for
+    the records that did not: ``unreadable_index`` ``[S]`` (dataset positions),
+    ``unreadable_path`` and ``unreadable_reason`` (lists of ``S`` strings).
+    """
+    failures = [failure for sample in samples for failure in sample["unreadable"]]
+    readable = [{k: v for k, v in s.items() if k != "unreadable"}
+                for s in samples if s["video"] is not None]
+    if readable:
+        batch = default_collate(readable)
+    else:
+        empty = torch.zeros(0, dtype=torch.long)
+        batch = {"video": torch.zeros(0, 3, 0, 0, 0, dtype=torch.uint8), "label": empty,
+                 "index": empty, "skipped": empty}
+    batch["unreadable_index"] = torch.tensor([f[0] for f in failures], dtype=torch.long)
+    batch["unreadable_path"] = [f[1] for f in failures]
+    batch["unreadable_reason"] = [f[2] for f in failures]
+    return batch
 
 
 class VideoDataset(Dataset):
@@ -32,13 +60,21 @@ class VideoDataset(Dataset):
       centre clip and centre crop), ``[V, C, T, H, W]`` in ``test`` mode with
       ``V = test_clips × test_crops`` ordered clip-major (view ``0`` is the centre crop of the
       first clip).
-    - ``label``: class index; ``index``: position in ``records`` (lets evaluation count every
-      video once under DDP); ``skipped``: how many unreadable records were replaced to produce
-      this sample (summed and logged by the LightningModule).
+    - ``label``: class index; ``index``: position in ``records`` of the record the video
+      and label come from (lets evaluation count every video once under DDP);
+    - ``skipped``: how many unreadable records were passed over to produce this sample (summed
+      and logged by the LightningModule); ``unreadable``: ``(index, path, reason)`` of each.
 
-    A record that cannot be decoded is, by default (``on_error="warn"``), reported once by name
-    and replaced by the next readable record, so a corrupt file never stops a long run;
-    ``on_error="raise"`` makes it fatal.
+    A record that cannot be decoded is, by default (``on_error="warn"``), named once per run
+    (``unreadable_log``) and
+
+    - in training, replaced by the next readable record, which keeps its own label and index
+      (so a corrupt file never stops a long run and no sample carries another's label);
+    - in evaluation (``val``/``test``, and predict), never replaced: the sample is a marker
+      (``video`` is ``None``) that ``collate_samples`` drops, so the video is left out of the
+      metrics and the predictions and counted instead.
+
+    ``on_error="raise"`` makes it fatal. Batch with ``collate_samples`` (the datamodules do).
     """
 
     def __init__(
@@ -54,6 +90,7 @@ class VideoDataset(Dataset):
         train_transform: TrainTransform | None = None,
         test_views: TestViews | None = None,
         on_error: OnError = "warn",
+        unreadable_log: UnreadableLog | None = None,
     ) -> None:
         if mode == "train" and train_transform is None:
             raise ValueError("mode='train' needs a train_transform")
@@ -71,25 +108,45 @@ class VideoDataset(Dataset):
         self.train_transform = train_transform
         self.test_views = test_views
         self.on_error = on_error
-        self._warned: set[str] = set()
+        self.unreadable_log = unreadable_log if unreadable_log is not None else UnreadableLog()
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        for skipped in range(len(self.records)):
-            record = self.records[(index + skipped) % len(self.records)]
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[index]
+        try:
+            video, label = self._load(record)
+        except DecodeError as error:
+            if self.on_error == "raise":
+                raise
+            failures = [self._failure(index, error)]
+        else:
+            return _sample(video, label, index)
+        if self.mode != "train":
+            # evaluation never substitutes: the collate function drops this marker and the
+            # LightningModule counts it (``test/skipped_videos``)
+            return _sample(None, record.label, index, failures=failures)
+        # training: the next readable record stands in, with its own label and index
+        for step in range(1, len(self.records)):
+            other = (index + step) % len(self.records)
             try:
-                video, label = self._load(record)
+                video, label = self._load(self.records[other])
             except DecodeError as error:
-                if self.on_error == "raise":
-                    raise
-                if record.path not in self._warned:
-                    self._warned.add(record.path)
-                    warnings.warn(f"skipping unreadable video: {error}", stacklevel=2)
+                failures.append(self._failure(other, error))
                 continue
-            return {"video": video, "label": label, "index": index, "skipped": skipped}
+            return _sample(video, label, other, failures=failures)
         raise RuntimeError(f"none of the {len(self.records)} videos in this split can be decoded")
+
+    def _failure(self, index: int, error: DecodeError) -> tuple[int, str, str]:
+        """``(index, path, message)``; named at once when loading in the main process, else by
+        the main process when the batch arrives (``UnreadableLog.report_batch``)."""
+        what = ("replaced by the next readable training video" if self.mode == "train"
+                else f"excluded from {self.mode}")
+        failure = (index, error.path, f"{error.reason}; {what}")
+        if get_worker_info() is None:
+            self.unreadable_log.report(failure[1], failure[2])
+        return failure
 
     def _load(self, record: VideoRecord) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)

@@ -6,15 +6,14 @@ import os
 import random
 from typing import Any
 
+from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import (
     VIDEO_EXTENSIONS,
     AnnotationError,
     Entry,
-    lookup_class,
-    loose_index,
     read_lines,
 )
-from datamodules.base import AnnotatedVideoDataModule, Split
+from datamodules.base import Split
 
 __all__ = ["VideoFolderDataModule"]
 
@@ -107,6 +106,13 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
         classes = self._class_dirs(root)
         if not classes:
             raise AnnotationError(f"no class folders in {root}")
+        empty = [name for name in classes if not self._videos(os.path.join(root, name))]
+        if empty:
+            # else each would be a class no video ever has: a head output that cannot be right
+            what = "frame folders" if self.folders else (
+                f"videos ({', '.join(VIDEO_EXTENSIONS)})")
+            raise AnnotationError(f"{len(empty)} class folder(s) in {root} hold no {what}: "
+                                  f"{empty[:5]}; remove them or move their videos in")
         return classes
 
     def source_of(self, split: Split) -> Split:
@@ -126,12 +132,11 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
     def _folder_entries(self, split: Split) -> list[Entry]:
         folder = self._split_dir(split)
         assert folder is not None  # source_of sends test to val when there is no test folder
-        index = {name: label for label, name in enumerate(self.all_classes)}
-        loose = loose_index(index)
+        index = self.class_index
         rel = os.path.relpath(folder, self.data_dir)
         entries = []
         for name in self._class_dirs(folder):
-            label = lookup_class(name, index, f"{folder}/{name}/ (a class folder)", loose=loose)
+            label = index.label(name, f"{folder}/{name}/ (a class folder)")
             entries += [Entry(name=f"{rel}/{name}/{video}", label=label, where=folder)
                         for video in self._videos(os.path.join(folder, name))]
         return entries
@@ -141,8 +146,7 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
         if given is None:
             raise AnnotationError(f"split_files has no {split!r} file: {self.split_files}")
         path = given if os.path.isabs(given) else os.path.join(self.annotation_dir, given)
-        index = {name: label for label, name in enumerate(self.all_classes)}
-        loose = loose_index(index)
+        index = self.class_index
         entries = []
         for line, text in read_lines(path):
             where = f"{path}:{line}"
@@ -151,7 +155,7 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
             video = video.replace("\\", "/").removeprefix("./")
             if "/" not in video:
                 raise AnnotationError(f"{where}: expected '<class>/<video>', got {text!r}")
-            label = lookup_class(video.split("/")[0], index, where, loose=loose)
+            label = index.label(video.split("/")[0], where)
             entries.append(Entry(name=video, label=label, where=where))
         return entries
 

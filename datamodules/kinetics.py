@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
+from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import (
     AnnotationError,
     Entry,
     find_annotation,
-    lookup_class,
-    loose_index,
     read_csv_rows,
 )
-from datamodules.base import AnnotatedVideoDataModule, Split
+from datamodules.base import Split
 from datamodules.records import VideoRecord
 
 __all__ = ["KineticsDataModule", "kinetics_clip_name"]
@@ -111,8 +109,7 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         return self.test_split if split == "test" else split
 
     def read_entries(self, split: Split) -> list[Entry]:
-        index = {name: label for label, name in enumerate(self.all_classes)}
-        loose = loose_index(index)
+        index = self.class_index
         entries = []
         for path, line, row in self._read_rows(split):
             where = f"{path}:{line}"
@@ -126,22 +123,24 @@ class KineticsDataModule(AnnotatedVideoDataModule):
             if not youtube_id:
                 raise AnnotationError(f"{where}: empty youtube_id")
             label_name = row.get("label", "")
-            label = lookup_class(label_name, index, where, loose=loose) if label_name else -1
+            label = index.label(label_name, where) if label_name else -1
             entries.append(Entry(name=kinetics_clip_name(youtube_id, start, end), label=label,
                                  where=where, start_sec=float(start), end_sec=float(end)))
         return entries
 
-    def locate(self, entry: Entry, label: int) -> VideoRecord | None:
+    def locate(self, entry: Entry, label: int) -> VideoRecord | tuple[str, ...] | None:
         """The trimmed clip by name; else (encoded video only) the untrimmed source video,
         read inside the annotation's time window."""
-        path = self.find_video(entry.name)
-        if path is not None:
-            return VideoRecord(path=path, label=label)  # already cut to the window
+        found = self.locator.find(entry.name)
+        if found.path is not None:
+            return VideoRecord(path=found.path, label=label)  # already cut to the window
+        if found.ambiguous:
+            return found.candidates
         if self.folders:
             return None  # a frame folder has no timestamps to trim by
         youtube_id = entry.name.rsplit("_", 2)[0]  # ids may hold "_" themselves
-        path = self.index.find(youtube_id)
-        if path is None or not os.path.isfile(path):
-            return None
-        return VideoRecord(path=path, label=label, start_sec=entry.start_sec,
+        found = self.locator.index.find(youtube_id)
+        if found.path is None:
+            return found.candidates if found.ambiguous else None
+        return VideoRecord(path=found.path, label=label, start_sec=entry.start_sec,
                            end_sec=entry.end_sec)

@@ -13,17 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import (
     AnnotationError,
     Entry,
     find_annotation,
-    lookup_class,
-    loose_index,
     read_json,
     read_lines,
     read_name_list,
 )
-from datamodules.base import AnnotatedVideoDataModule, Split
+from datamodules.base import Split
 
 __all__ = ["SomethingSomethingV1DataModule", "SomethingSomethingV2DataModule",
            "template_to_class"]
@@ -105,8 +104,7 @@ class SomethingSomethingV1DataModule(_SomethingBase):
     def read_entries(self, split: Split) -> list[Entry]:
         source = _SPLIT_NAMES[split]
         path = self.annotation_file(source, "csv", f"SSv1 {source} split file")
-        index = {name: label for label, name in enumerate(self.all_classes)}
-        loose = loose_index(index)
+        index = self.class_index
         entries = []
         for line, text in read_lines(path):
             video_id, sep, label_name = text.partition(";")
@@ -116,7 +114,7 @@ class SomethingSomethingV1DataModule(_SomethingBase):
                 raise AnnotationError(f"{where}: expected 'id;label', got {text!r}")
             if not sep and source != "test":
                 raise AnnotationError(f"{where}: expected 'id;label', got {text!r} (no ';')")
-            label = lookup_class(label_name, index, where, loose=loose) if label_name else -1
+            label = index.label(label_name, where) if label_name else -1
             entries.append(Entry(name=video_id, label=label, where=where))
         return entries
 
@@ -198,8 +196,7 @@ class SomethingSomethingV2DataModule(_SomethingBase):
             raise AnnotationError(f"{path}: expected a list of {{id, label, template, "
                                   f"placeholders}}, got {type(items).__name__}")
         answers = self._test_answers() if source == "test" else {}
-        index = {name: label for label, name in enumerate(self.all_classes)}
-        loose = loose_index(index)
+        index = self.class_index
         entries = []
         for position, item in enumerate(items):
             if not isinstance(item, dict) or "id" not in item:
@@ -214,6 +211,6 @@ class SomethingSomethingV2DataModule(_SomethingBase):
                 name = ""
             else:
                 raise AnnotationError(f"{where}: no 'template' to take the class from")
-            label = lookup_class(name, index, where, loose=loose) if name else -1
+            label = index.label(name, where) if name else -1
             entries.append(Entry(name=f"{video_id}.webm", label=label, where=where))
         return entries

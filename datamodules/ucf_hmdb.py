@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import (
     AnnotationError,
     Entry,
     find_annotation,
     find_annotations,
-    lookup_class,
-    loose_index,
     read_lines,
 )
-from datamodules.base import AnnotatedVideoDataModule, Split
+from datamodules.base import Split
 
 __all__ = ["HMDB51DataModule", "UCF101DataModule"]
 
@@ -83,8 +82,7 @@ class UCF101DataModule(_ThreeSplitDataModule):
         name = f"{'trainlist' if train else 'testlist'}{self.split:02d}.txt"
         path = self._file(name, f"UCF101 split {self.split} {'train' if train else 'test'} list")
         classes = self.all_classes
-        index = {c: label for label, c in enumerate(classes)}
-        loose = loose_index(index)
+        index = self.class_index
         entries = []
         for line, text in read_lines(path):
             where = f"{path}:{line}"
@@ -102,7 +100,7 @@ class UCF101DataModule(_ThreeSplitDataModule):
                                           f"{len(classes)} of classInd.txt")
                 label = number - 1
             else:
-                label = lookup_class(video.split("/")[0], index, where, loose=loose)
+                label = index.label(video.split("/")[0], where)
             entries.append(Entry(name=video, label=label, where=where))
         return entries
 

@@ -21,6 +21,7 @@ from lightning_modules.evaluation import (
     ResultAccumulator,
     VideoResults,
     average_views,
+    gather_variable,
 )
 from lightning_modules.metrics import classification_metrics, score, video_metric_names
 from models.heads import GAPHead, Head, HeadOutput
@@ -51,9 +52,10 @@ class VideoRecognizer(pl.LightningModule):
     ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
     ``head.final_branch``), ``val/acc1_<branch>``, ``val/acc5_<branch>``,
     ``val/mean_class_acc_<branch>`` (:func:`~lightning_modules.metrics.classification_metrics`);
-    ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
-    view alone), ``test/mean_class_acc``, ``test/num_videos`` and the per-branch
-    ``test/acc1_video_<branch>``.
+    ``val/skipped_videos``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
+    view alone), ``test/mean_class_acc``, ``test/num_videos`` (videos evaluated),
+    ``test/skipped_videos`` (unreadable videos, left out of every metric and prediction: the
+    datasets never substitute in evaluation) and the per-branch ``test/acc1_video_<branch>``.
 
     Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
     (optionally chunked) forward; per-rank outputs are gathered and de-duplicated by dataset
@@ -100,6 +102,7 @@ class VideoRecognizer(pl.LightningModule):
         self.val_metrics = nn.ModuleDict({
             branch: classification_metrics(num_classes) for branch in self.head.branches})
         self._test_rows = ResultAccumulator()
+        self._test_unreadable: list[Tensor] = []  # dataset indices of unreadable test videos
         self._predict_rows = ResultAccumulator()
         #: keep every view's logits in the test results (accuracy vs clips needs them; off by
         #: default because ``[N, V, K]`` for a large test set is big)
@@ -139,6 +142,9 @@ class VideoRecognizer(pl.LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._count_unreadable("val", batch)
+        if batch["label"].numel() == 0:  # every video of the batch was unreadable
+            return
         output = self(batch["video"])
         losses = self.head.loss(output, batch["label"])
         batch_size = batch["label"].shape[0]
@@ -193,9 +199,14 @@ class VideoRecognizer(pl.LightningModule):
                 pieces[branch].append(logits)
         return pieces
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
         """Returns ``index`` ``[B]``, ``label`` ``[B]``, ``logits`` (per branch ``[B, V, K]``)
-        and ``video`` (per branch ``[B, K]``) for callbacks' ``on_test_batch_end``."""
+        and ``video`` (per branch ``[B, K]``) for callbacks' ``on_test_batch_end``; ``None`` for
+        a batch whose videos were all unreadable."""
+        if "unreadable_index" in batch:
+            self._test_unreadable.append(batch["unreadable_index"])
+        if batch["label"].numel() == 0:
+            return None
         logits = self.view_logits(batch["video"])
         video = {branch: average_views(lg, self.test_average) for branch, lg in logits.items()}
         self._test_rows.append(
@@ -207,7 +218,22 @@ class VideoRecognizer(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._test_rows.reset()
+        self._test_unreadable.clear()
         self.test_results = None
+
+    def _count_unreadable(self, stage: str, batch: dict[str, Any]) -> None:
+        """``<stage>/skipped_videos``: records left out of the metrics (summed over the epoch)."""
+        if "unreadable_index" in batch:
+            self.log(f"{stage}/skipped_videos", float(batch["unreadable_index"].numel()),
+                     reduce_fx="sum", on_step=False, on_epoch=True, batch_size=1,
+                     sync_dist=True)
+
+    def _skipped_test_videos(self) -> int:
+        """Distinct unreadable test videos over every rank (DDP padding repeats indices)."""
+        local = (torch.cat(self._test_unreadable) if self._test_unreadable
+                 else torch.zeros(0, dtype=torch.long))
+        self._test_unreadable.clear()
+        return int(gather_variable(self, local.to(self.device)).unique().numel())
 
     def collect_test_results(self) -> VideoResults:
         """Gather this epoch's test outputs from every rank, one row per distinct video.
@@ -225,7 +251,8 @@ class VideoRecognizer(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         results = self.collect_test_results()
-        metrics = {"test/num_videos": float(len(results))}
+        metrics = {"test/num_videos": float(len(results)),
+                   "test/skipped_videos": float(self._skipped_test_videos())}
         # unlabelled records (label -1, e.g. an official test split without answers) have no
         # accuracy; they still count as videos and are there for ``predict``
         if not (results.label >= 0).any():
@@ -244,10 +271,13 @@ class VideoRecognizer(pl.LightningModule):
         self._test_rows.reset()
 
     # ---- predict ---------------------------------------------------------------------------
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any]:
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Any] | None:
         """Returns ``index`` ``[B]``, ``label`` ``[B]`` and ``probs`` (per branch ``[B, K]``,
         the mean of the views' softmax); the epoch's rows are gathered by
-        :meth:`collect_predict_results`."""
+        :meth:`collect_predict_results`. ``None`` for a batch whose videos were all unreadable
+        (they are left out of the predictions)."""
+        if batch["label"].numel() == 0:
+            return None
         probs = {branch: average_views(lg, "prob")
                  for branch, lg in self.view_logits(batch["video"]).items()}
         self._predict_rows.append(batch["index"], label=batch["label"], video=probs)

@@ -33,18 +33,23 @@ models are 2D but strided like I3D's (I2D keeps the pools' temporal stride, foot
 what makes Fast-S3D cheaper than I3D (§4.4). Without temporal pooling, T is kept throughout.
 
 Max-pools use torchvision's GoogLeNet arithmetic (``ceil_mode``), so ``"center"``-inflated
-weights reproduce its 2D feature maps exactly on a repeated-frame video.
+weights reproduce its 2D feature maps exactly on a repeated-frame video; ``pool_padding=
+"symmetric"`` gives torchvision's S3D arithmetic instead (padding ``(k-1)//2``, floor), which the
+``torchvision_s3d`` preset uses to reproduce ``torchvision.models.video.s3d``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from models.resnet import STAGE_NAMES, StageSequence, _stage_range, init_weights
+from models.backbone import STAGE_NAMES, VideoBackbone, init_weights, scaled
 from models.temporal import FeatureGating
+from models.weights import WeightFormat, register_format
 
 #: (in, 1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool proj) per mixed block; the "5×5" branch is
 #: 3×3 as in TF-slim's and torchvision's InceptionV1 (which the S3D paper builds on)
@@ -151,17 +156,22 @@ class MaxPool(nn.Module):
     torchvision's ``ceil_mode`` arithmetic. ``[B, C, T, H, W] → [B, C, ⌈T/st⌉, ⌈(H-k)/s⌉+1, …]``.
     """
 
-    def __init__(self, kernel: int, stride: int, kt: int = 1, st: int = 1, pad: int = 0) -> None:
+    def __init__(
+        self, kernel: int, stride: int, kt: int = 1, st: int = 1, symmetric: bool = False
+    ) -> None:
         super().__init__()
-        # "SAME" in time: T → ⌈T/st⌉ for odd kt (padding kt//2) and even kt (ceil mode), T=1 too
+        # "SAME" in time: T → ⌈T/st⌉ for odd kt (padding kt//2) and even kt (ceil mode), T=1 too;
+        # symmetric (torchvision's S3D): padding (k-1)//2 and floor, in time and space
         self.temporal: nn.Module = (
-            nn.MaxPool3d((kt, 1, 1), (st, 1, 1), (kt // 2 if kt % 2 else 0, 0, 0),
-                         ceil_mode=kt % 2 == 0)
+            nn.MaxPool3d((kt, 1, 1), (st, 1, 1), ((kt - 1) // 2 if symmetric or kt % 2 else 0,
+                                                  0, 0),
+                         ceil_mode=not symmetric and kt % 2 == 0)
             if kt > 1 or st > 1
             else nn.Identity()
         )
+        pad = (kernel - 1) // 2 if symmetric else 0
         self.spatial = nn.MaxPool3d((1, kernel, kernel), (1, stride, stride), (0, pad, pad),
-                                    ceil_mode=True)
+                                    ceil_mode=not symmetric)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.spatial(self.temporal(x))
@@ -222,12 +232,13 @@ class InceptionStage(nn.Module):
         return x
 
 
-class InceptionV1Video(nn.Module):
+class InceptionV1Video(VideoBackbone):
     """InceptionV1 (GoogLeNet) for video: I2D / I3D / S3D / S3D-G / top- and bottom-heavy.
 
     ``forward(x: [B, C, T, H, W]) -> {"stage1": …, …, "stage5": …}`` (see the module docstring
     for what each stage holds); ``out_channels`` per stage; ``copy_stages(first, last)`` gives
-    fresh stages ``first..last``.
+    fresh stages ``first..last``. Weights are loaded after construction
+    (``models.create_backbone`` / ``models.inception_v1_video`` with ``pretrained=``).
 
     Args:
         temporal: ``"none"`` (2D everywhere: I2D), ``"i3d"`` (3D convs), ``"s3d"`` (separable).
@@ -241,9 +252,8 @@ class InceptionV1Video(nn.Module):
         s3d_all_branches: S3D blocks get a temporal conv on all four branches (footnote 5); off
             gives the released S3D-G code's layout (temporal convs on the 3×3 branches only).
         width_multiplier: scales every channel count.
-        in_channels: input channels.
-        pretrained: ``None``, ``"imagenet"``, a path to a torchvision GoogLeNet state dict, or the
-            state dict itself; inflated by ``inflate`` (``"mean"`` or ``"center"``).
+        in_channels: input channels (3 for RGB, 2 for optical flow).
+        pool_padding: ``"ceil"`` (torchvision's GoogLeNet) or ``"symmetric"`` (torchvision's S3D).
     """
 
     def __init__(
@@ -257,10 +267,9 @@ class InceptionV1Video(nn.Module):
         s3d_all_branches: bool = True,
         width_multiplier: float = 1.0,
         in_channels: int = 3,
-        pretrained: str | dict | None = None,
-        inflate: Literal["mean", "center"] = "mean",
+        pool_padding: Literal["ceil", "symmetric"] = "ceil",
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels)
         if temporal not in ("none", "i3d", "s3d"):
             raise ValueError(f"temporal must be 'none', 'i3d' or 's3d', got {temporal!r}")
         if temporal_layout not in ("all", "top_heavy", "bottom_heavy"):
@@ -272,8 +281,8 @@ class InceptionV1Video(nn.Module):
             raise ValueError(f"transition must be one of {LAYERS}, got {transition!r}")
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
-        if inflate not in ("mean", "center"):
-            raise ValueError(f"inflate must be 'mean' or 'center', got {inflate!r}")
+        if pool_padding not in ("ceil", "symmetric"):
+            raise ValueError(f"pool_padding must be 'ceil' or 'symmetric', got {pool_padding!r}")
         self.temporal = temporal
         self.temporal_layout = temporal_layout
         self.transition = transition
@@ -282,22 +291,9 @@ class InceptionV1Video(nn.Module):
         self.temporal_kernel = temporal_kernel
         self.s3d_all_branches = s3d_all_branches
         self.width_multiplier = width_multiplier
-        self.in_channels = in_channels
+        self.pool_padding = pool_padding
         self.modes = {name: self._mode(name) for name in LAYERS}
-
-        self.stage_names: tuple[str, ...] = STAGE_NAMES
-        self.out_channels: dict[str, int] = {}
-        for name in STAGE_NAMES:
-            stage = self._make_stage(name)
-            self.add_module(name, stage)
-
-        if pretrained is not None:
-            from models.inflation import load_googlenet2d  # local: inflation imports models.*
-
-            load_googlenet2d(self, pretrained, inflate=inflate)
-
-    def _scale(self, channels: int) -> int:
-        return max(1, int(round(channels * self.width_multiplier)))
+        self.build_stages()
 
     def _mode(self, layer: str) -> Mode:
         if self.temporal == "none":
@@ -309,9 +305,19 @@ class InceptionV1Video(nn.Module):
         is_temporal = upper if self.temporal_layout == "top_heavy" else not upper
         return temporal_mode if is_temporal else "2d"
 
-    def _make_stage(self, name: str) -> InceptionStage:
+    def stage_stride(self, name: str) -> tuple[int, int]:
+        tp = 2 if self.temporal_pooling else 1
+        return {"stage1": (tp, 4), "stage2": (1, 1), "stage3": (1, 2), "stage4": (tp, 2),
+                "stage5": (tp, 2)}[name]
+
+    def make_stage(self, name: str) -> InceptionStage:
         """A freshly initialised stage; also records its ``out_channels``."""
-        s, kt, tp = self._scale, self.temporal_kernel, self.temporal_pooling
+        kt, tp = self.temporal_kernel, self.temporal_pooling
+        sym = self.pool_padding == "symmetric"
+
+        def s(channels: int) -> int:
+            return scaled(channels, self.width_multiplier)
+
         layers: dict[str, nn.Module] = {}
         pool: nn.Module | None = None
         if name == "stage1":
@@ -322,7 +328,7 @@ class InceptionV1Video(nn.Module):
             )
             out = s(64)
             # the stem's pool is part of stage1 (the contract: stage1 is after the stem max-pool)
-            layers["max_2a"] = MaxPool(3, 2)
+            layers["max_2a"] = MaxPool(3, 2, symmetric=sym)
         elif name == "stage2":
             layers["conv_2b"] = ConvUnit(s(64), s(64), 1, "2d")
             layers["conv_2c"] = ConvUnit(
@@ -332,9 +338,9 @@ class InceptionV1Video(nn.Module):
             out = s(192)
         else:
             pools = {
-                "stage3": MaxPool(3, 2),
-                "stage4": MaxPool(3, 2, kt=3 if tp else 1, st=2 if tp else 1),
-                "stage5": MaxPool(2, 2, kt=2 if tp else 1, st=2 if tp else 1),
+                "stage3": MaxPool(3, 2, symmetric=sym),
+                "stage4": MaxPool(3, 2, kt=3 if tp else 1, st=2 if tp else 1, symmetric=sym),
+                "stage5": MaxPool(2, 2, kt=2 if tp else 1, st=2 if tp else 1, symmetric=sym),
             }
             if name not in pools:
                 raise KeyError(f"unknown stage {name!r}; stages are {STAGE_NAMES}")
@@ -354,23 +360,106 @@ class InceptionV1Video(nn.Module):
         init_weights(stage)
         return stage
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """``[B, C, T, H, W]`` → ``{stage name: [B, C_s, T_s, H_s, W_s]}``."""
-        if x.dim() != 5 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"InceptionV1Video expects [B, {self.in_channels}, T, H, W], got {tuple(x.shape)}"
-            )
-        features: dict[str, Tensor] = {}
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            features[name] = x
-        return features
+    # -- where weights come from (models.weights) ------------------------------------------------
 
-    def copy_stages(self, first: str, last: str = "stage5") -> StageSequence:
-        """Fresh, randomly initialised stages ``first..last`` (5-D in, 5-D out)."""
-        names = _stage_range(self.stage_names, first, last)
-        return StageSequence({n: self._make_stage(n) for n in names}, self.out_channels)
+    #: torchvision's ImageNet GoogLeNet (``pretrained="imagenet"``); it was trained with
+    #: ``transform_input=True`` (ImageNet-normalised input re-normalised to [-1, 1] inside), so
+    #: feed such weights [-1, 1]-scaled frames
+    imagenet_arch = "googlenet"
+    weight_formats: tuple[str, ...] = (
+        "torchvision GoogLeNet", "torchvision S3D", "Finegrain InceptionV1Video"
+    )
 
 
 def _previous(stage: str) -> str:
     return STAGE_NAMES[STAGE_NAMES.index(stage) - 1]
+
+
+# -- key maps: InceptionV1Video key → the source's key (None: no counterpart) ----------------------
+
+_LAYER_KEY = re.compile(r"^stage\d\.layers\.([a-z0-9_]+)\.(.+)$")
+
+
+def googlenet_key_map(key: str, model: nn.Module | None = None) -> str | None:
+    """``InceptionV1Video`` key → torchvision ``GoogLeNet`` key, or ``None`` for new parameters.
+
+    ``stage3.layers.mixed_3b.branch2.1.conv.weight`` → ``inception3a.branch2.1.conv.weight``;
+    a separable unit's spatial conv and first BN map, its ``temporal*`` and ``gate`` do not.
+    """
+    m = _LAYER_KEY.match(key)
+    if m is None or m.group(1) not in TORCHVISION_NAMES:
+        return None
+    rest = m.group(2)
+    if not re.search(r"(^|\.)(conv\.weight|bn\.[a-z_]+)$", rest):
+        return None
+    return f"{TORCHVISION_NAMES[m.group(1)]}.{rest}"
+
+
+#: our layer name → its index in ``torchvision.models.video.s3d().features``
+S3D_FEATURES: dict[str, int] = {
+    "conv_1a": 0, "conv_2b": 2, "conv_2c": 3, "mixed_3b": 5, "mixed_3c": 6, "mixed_4b": 8,
+    "mixed_4c": 9, "mixed_4d": 10, "mixed_4e": 11, "mixed_4f": 12, "mixed_5b": 14, "mixed_5c": 15,
+}
+
+# inside one unit: torchvision's Conv3dNormActivation is (conv, bn, relu) and its
+# TemporalSeparableConv is (spatial unit, temporal unit)
+_UNIT_PARTS = {"conv": "0.0", "bn": "0.1", "temporal": "1.0", "temporal_bn": "1.1"}
+_PLAIN_PARTS = {"conv": "0", "bn": "1"}
+#: our branch → torchvision's SepInceptionBlock3D branch and the unit's position in it
+_S3D_BRANCHES = {"branch1": "branch0", "branch2.0": "branch1.0", "branch2.1": "branch1.1",
+                 "branch3.0": "branch2.0", "branch3.1": "branch2.1", "branch4.1": "branch3.1"}
+
+
+def torchvision_s3d_key_map(key: str, model: nn.Module | None = None) -> str | None:
+    """``InceptionV1Video`` key → ``torchvision.models.video.s3d`` key (the ``torchvision_s3d``
+    preset: separable 3×3 branches only, symmetric pools), or ``None``."""
+    m = _LAYER_KEY.match(key)
+    if m is None or m.group(1) not in S3D_FEATURES:
+        return None
+    index, rest = S3D_FEATURES[m.group(1)], m.group(2)
+    unit, part, param = _split_unit(rest)
+    if part is None:
+        return None
+    if unit == "":  # a stem / stage-2 conv unit
+        # conv_2b is a 1×1 in every variant; the stem and conv_2c follow the layout
+        separable = m.group(1) != "conv_2b" and (model is None or model.modes[m.group(1)] == "sep")
+        parts = _UNIT_PARTS if separable else _PLAIN_PARTS
+        return f"features.{index}.{parts[part]}.{param}" if part in parts else None
+    if unit not in _S3D_BRANCHES:
+        return None
+    parts = _UNIT_PARTS if unit in ("branch2.1", "branch3.1") else _PLAIN_PARTS
+    if part not in parts:
+        return None
+    return f"features.{index}.{_S3D_BRANCHES[unit]}.{parts[part]}.{param}"
+
+
+def _split_unit(rest: str) -> tuple[str, str | None, str]:
+    """``branch2.1.temporal_bn.running_mean`` → ``("branch2.1", "temporal_bn", "running_mean")``."""
+    m = re.match(r"^(?:(branch\d(?:\.\d)?)\.)?(conv|bn|temporal|temporal_bn)\.([a-z_]+)$", rest)
+    if m is None:
+        return "", None, ""
+    return m.group(1) or "", m.group(2), m.group(3)
+
+
+def _looks_like_googlenet(state: Mapping) -> bool:
+    return "inception3a.branch1.conv.weight" in state
+
+
+def _looks_like_torchvision_s3d(state: Mapping) -> bool:
+    return "features.5.branch0.0.weight" in state and "features.0.0.0.weight" in state
+
+
+def _looks_like_finegrain_inception(state: Mapping) -> bool:
+    return any(k.startswith("stage3.layers.mixed_3b.") for k in state)
+
+
+register_format(WeightFormat(
+    "torchvision GoogLeNet", "a torchvision GoogLeNet state dict (ImageNet InceptionV1)",
+    _looks_like_googlenet, googlenet_key_map, inflate=True, classifier=("fc", "aux1", "aux2")))
+register_format(WeightFormat(
+    "torchvision S3D", "a torchvision video S3D state dict (torchvision.models.video.s3d)",
+    _looks_like_torchvision_s3d, torchvision_s3d_key_map, classifier=("classifier",)))
+register_format(WeightFormat(
+    "Finegrain InceptionV1Video",
+    "a Finegrain InceptionV1Video backbone (checkpoint or state dict)",
+    _looks_like_finegrain_inception, None))

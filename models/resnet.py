@@ -26,12 +26,14 @@ Stride sits on the 3×3 conv of a stage's first block (torchvision's ResNet v1.5
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import Tensor, nn
 
+from models.backbone import STAGE_NAMES, VideoBackbone, init_weights, scaled
 from models.temporal import (
     CONV_KINDS,
     MIXER_KINDS,
@@ -44,8 +46,7 @@ from models.temporal import (
     r2plus1d_midplanes,
     spatiotemporal_conv,
 )
-
-STAGE_NAMES: tuple[str, ...] = ("stage1", "stage2", "stage3", "stage4", "stage5")
+from models.weights import WeightFormat, register_format
 
 #: blocks per residual stage (stage2..stage5) and block type, He et al. Table 1
 DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -276,41 +277,6 @@ class ResStage(nn.Module):
         return x
 
 
-class StageSequence(nn.Module):
-    """A run of consecutive stages (a fresh copy from ``copy_stages``): 5-D in, 5-D out."""
-
-    def __init__(self, stages: Mapping[str, nn.Module], out_channels: Mapping[str, int]) -> None:
-        super().__init__()
-        self.stages = nn.ModuleDict(dict(stages))
-        self.stage_names = tuple(stages)
-        self.out_channels = {k: out_channels[k] for k in self.stage_names}
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, C, T, H, W]`` entering the first stage → output of the last stage."""
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
-
-
-def init_weights(module: nn.Module) -> None:
-    """He init for convs, BN to (1, 0), linear N(0, 0.01); then modules' own special inits."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
-    for m in module.modules():
-        reset = getattr(m, "reset_parameters", None)
-        if isinstance(m, (TemporalAggregation, NonLocalBlock)) and reset is not None:
-            reset()
-
-
 @dataclass(frozen=True)
 class _StagePlan:
     in_channels: int
@@ -322,13 +288,15 @@ class _StagePlan:
     kind: str
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(VideoBackbone):
     """ResNet-18/34/50/101/152 for video with a configurable temporal module per stage.
 
     ``forward(x: [B, C, T, H, W]) -> {"stage1": …, …, "stage5": …}``, every value
     ``[B, C_s, T_s, H_s, W_s]``: ``stage1`` is the stem (after its max-pool, H/4), ``stage2`` …
     ``stage5`` the residual stages (H/4, H/8, H/16, H/32). T is kept unless ``temporal_pooling``
     (T halved, rounding up, at the entry of stages 3, 4 and 5) or the ``dfb`` stem (T ÷ 4).
+    Weights are loaded after construction (``models.create_backbone`` / ``models.video_resnet``
+    with ``pretrained=``), never here.
 
     Args:
         depth: 18, 34, 50, 101 or 152.
@@ -343,16 +311,14 @@ class VideoResNet(nn.Module):
         non_local_stages: stages that get non-local blocks after every other residual block
             (Wang et al.: 2 in res3 + 3 in res4 of ResNet-50 for ``["stage3", "stage4"]``).
         width_multiplier: scales every channel count (tiny nets for tests: 0.125).
-        in_channels: input channels (3 for RGB).
+        in_channels: input channels (3 for RGB, 2 for optical flow x/y, 2·L for TSN's stack of L
+            flow fields).
         stem: ``"auto"`` (3d for i3d, separable for s3d / r2plus1d when the stem is a temporal
             stage, else 2d), ``"2d"``, ``"3d"``, ``"separable"`` or ``"dfb"``.
         stem_pool: keep the stem's max-pool (torchvision's r3d_18 / r2plus1d_18 have none).
         r2plus1d_expand: R(2+1)D mid width (Tran et al.) instead of the unified-analysis'
             no-expansion; applies to ``s3d`` / ``r2plus1d`` convs and the separable stem.
         fold_div: TSM shifts ``C/fold_div`` channels each way.
-        pretrained: ``None``, ``"imagenet"`` (torchvision weights; needs internet), a path to a
-            torchvision ResNet state dict, or the state dict itself.
-        inflate: ``"mean"`` or ``"center"`` (see ``models.inflation``).
     """
 
     def __init__(
@@ -370,10 +336,8 @@ class VideoResNet(nn.Module):
         stem_pool: bool = True,
         r2plus1d_expand: bool = False,
         fold_div: int = 8,
-        pretrained: str | dict | None = None,
-        inflate: Literal["mean", "center"] = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels)
         if depth not in DEPTHS:
             raise ValueError(f"depth must be one of {sorted(DEPTHS)}, got {depth}")
         if temporal not in TEMPORAL_KINDS:
@@ -384,8 +348,6 @@ class VideoResNet(nn.Module):
             )
         if width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
-        if inflate not in ("mean", "center"):
-            raise ValueError(f"inflate must be 'mean' or 'center', got {inflate!r}")
         self.depth = depth
         self.temporal = temporal
         self.temporal_stages = resolve_stages(temporal_stages)
@@ -398,7 +360,6 @@ class VideoResNet(nn.Module):
         if "stage1" in self.non_local_stages:
             raise ValueError("non_local_stages may name stage2..stage5, not the stem")
         self.width_multiplier = width_multiplier
-        self.in_channels = in_channels
         self.r2plus1d_expand = r2plus1d_expand
         self.fold_div = fold_div
         self.stem_pool = stem_pool
@@ -406,12 +367,12 @@ class VideoResNet(nn.Module):
         self.block_type, self.layers = DEPTHS[depth]
         block = Bottleneck if self.block_type == "bottleneck" else BasicBlock
 
-        self.stem_channels = self._scale(64)
+        self.stem_channels = scaled(64, width_multiplier)
         self._plans: dict[str, _StagePlan] = {}
         channels = self.stem_channels
-        self.out_channels: dict[str, int] = {"stage1": channels}
+        self.out_channels["stage1"] = channels
         for i, (name, n_blocks) in enumerate(zip(STAGE_NAMES[1:], self.layers, strict=True)):
-            width = self._scale(64 * 2**i)
+            width = scaled(64 * 2**i, width_multiplier)
             downsampling = i > 0  # stages 3–5 halve space; with temporal pooling, time too
             pool_t = temporal_pooling and downsampling
             self._plans[name] = _StagePlan(
@@ -425,19 +386,9 @@ class VideoResNet(nn.Module):
             )
             channels = width * block.expansion
             self.out_channels[name] = channels
-        self.stage_names: tuple[str, ...] = STAGE_NAMES
-        for name in STAGE_NAMES:
-            self.add_module(name, self._make_stage(name))
-
-        if pretrained is not None:
-            from models.inflation import load_resnet2d  # local: inflation imports this module
-
-            load_resnet2d(self, pretrained, inflate=inflate)
+        self.build_stages()
 
     # -- construction -------------------------------------------------------------------------
-
-    def _scale(self, channels: int) -> int:
-        return max(1, int(round(channels * self.width_multiplier)))
 
     def _resolve_stem(self, stem: str) -> str:
         if stem != "auto":
@@ -446,12 +397,20 @@ class VideoResNet(nn.Module):
             return "3d" if self.temporal == "i3d" else "separable"
         return "2d"
 
-    def _make_stage(self, name: str) -> nn.Module:
+    def stage_stride(self, name: str) -> tuple[int, int]:
+        if name == "stage1":
+            time = 4 if self.stem_kind == "dfb" else 1
+            return time, 4 if self.stem_pool else 2
+        plan = self._plans[name]
+        return (2 if plan.t_stride > 1 or plan.temporal_pool else 1), plan.stride
+
+    def make_stage(self, name: str) -> nn.Module:
         """A freshly initialised stage ``name`` of this configuration."""
         if name == "stage1":
             mid = None
             if self.stem_kind == "separable" and self.r2plus1d_expand:
-                mid = self._scale(45)  # torchvision's R2Plus1dStem: 3 → 45 → 64
+                # torchvision's R2Plus1dStem: 3 → 45 → 64
+                mid = scaled(45, self.width_multiplier)
             stage: nn.Module = Stem(
                 self.stem_kind, self.in_channels, self.stem_channels, self.stem_pool, mid
             )
@@ -486,35 +445,97 @@ class VideoResNet(nn.Module):
         init_weights(stage)
         return stage
 
-    # -- contract -----------------------------------------------------------------------------
+    # -- where weights come from (models.weights) ------------------------------------------------
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """``[B, C, T, H, W]`` → ``{stage name: [B, C_s, T_s, H_s, W_s]}``."""
-        if x.dim() != 5 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"VideoResNet expects [B, {self.in_channels}, T, H, W], got {tuple(x.shape)}"
-            )
-        features: dict[str, Tensor] = {}
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            features[name] = x
-        return features
+    @property
+    def imagenet_arch(self) -> str:
+        """torchvision's ImageNet model of this depth (``pretrained="imagenet"``)."""
+        return f"resnet{self.depth}"
 
-    def copy_stages(self, first: str, last: str = "stage5") -> StageSequence:
-        """Fresh, randomly initialised stages ``first..last`` of the same configuration.
-
-        The returned module maps the tensor that enters ``first`` (the previous stage's output,
-        ``[B, C, T, H, W]``) to ``last``'s output. Weights are new, never shared.
-        """
-        names = _stage_range(self.stage_names, first, last)
-        return StageSequence({n: self._make_stage(n) for n in names}, self.out_channels)
+    weight_formats: tuple[str, ...] = (
+        "torchvision ResNet", "torchvision video ResNet", "Finegrain VideoResNet"
+    )
 
 
-def _stage_range(names: Sequence[str], first: str, last: str) -> tuple[str, ...]:
-    for n in (first, last):
-        if n not in names:
-            raise KeyError(f"unknown stage {n!r}; stages are {tuple(names)}")
-    i, j = names.index(first), names.index(last)
-    if i > j:
-        raise ValueError(f"first stage {first!r} comes after last stage {last!r}")
-    return tuple(names[i : j + 1])
+# -- key maps: VideoResNet key → the source's key (None: no counterpart) ---------------------------
+
+_RESNET2D_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"^stage1\.conv(?:\.spatial)?\.weight$"), "conv1.weight"),
+    (re.compile(r"^stage1\.bn\.(.+)$"), r"bn1.\1"),
+    (
+        re.compile(r"^stage(\d)\.blocks\.(\d+)\.(conv\d)(?:\.spatial)?\.weight$"),
+        r"layer{L}.\2.\3.weight",
+    ),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.(bn\d)\.(.+)$"), r"layer{L}.\2.\3.\4"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.downsample\.(.+)$"), r"layer{L}.\2.downsample.\3"),
+]
+
+# torchvision.models.video: BasicStem = (conv, bn, relu); R2Plus1dStem = (conv 1×7×7, bn, relu,
+# conv 3×1×1, bn, relu); a block's conv{n} = (conv_builder, bn[, relu]) where Conv2Plus1D is
+# (conv 1×3×3, bn, relu, conv 3×1×1)
+_VIDEO_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.(conv\d)\.weight$"), r"layer{L}.\2.\3.0.weight"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.(conv\d)\.spatial\.weight$"),
+     r"layer{L}.\2.\3.0.0.weight"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.(conv\d)\.bn\.(.+)$"), r"layer{L}.\2.\3.0.1.\4"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.(conv\d)\.temporal\.weight$"),
+     r"layer{L}.\2.\3.0.3.weight"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.bn(\d)\.(.+)$"), r"layer{L}.\2.conv\3.1.\4"),
+    (re.compile(r"^stage(\d)\.blocks\.(\d+)\.downsample\.(.+)$"), r"layer{L}.\2.downsample.\3"),
+    (re.compile(r"^stage1\.conv\.weight$"), "stem.0.weight"),
+    (re.compile(r"^stage1\.conv\.spatial\.weight$"), "stem.0.weight"),
+    (re.compile(r"^stage1\.conv\.bn\.(.+)$"), r"stem.1.\1"),
+    (re.compile(r"^stage1\.conv\.temporal\.weight$"), "stem.3.weight"),
+]
+
+
+def _apply(patterns: list[tuple[re.Pattern, str]], key: str) -> str | None:
+    for pattern, template in patterns:
+        m = pattern.match(key)
+        if m:
+            if "{L}" in template:  # our stage k is torchvision's layer k-1
+                template = template.replace("{L}", str(int(m.group(1)) - 1))
+            return m.expand(template)
+    return None
+
+
+def resnet_key_map(key: str, model: nn.Module | None = None) -> str | None:
+    """``VideoResNet`` key → torchvision 2D ``ResNet`` key (stage k ↔ ``layer{k-1}``), or ``None``
+    for parameters a 2D ResNet lacks (temporal convs, gating, TAM, non-local)."""
+    return _apply(_RESNET2D_PATTERNS, key)
+
+
+def video_resnet_key_map(key: str, model: nn.Module | None = None) -> str | None:
+    """``VideoResNet`` key → ``torchvision.models.video`` ResNet key (``r3d_18``, ``mc3_18``,
+    ``r2plus1d_18``). The stem BN is ``stem.1`` after a plain conv, ``stem.4`` after the (2+1)D
+    stem's two convs."""
+    m = re.match(r"^stage1\.bn\.(.+)$", key)
+    if m:
+        separable = model is not None and getattr(model, "stem_kind", "") == "separable"
+        return f"stem.{4 if separable else 1}.{m.group(1)}"
+    return _apply(_VIDEO_PATTERNS, key)
+
+
+def _looks_like_resnet2d(state: Mapping) -> bool:
+    first = state.get("layer1.0.conv1.weight")
+    return "conv1.weight" in state and first is not None and first.dim() == 4
+
+
+def _looks_like_video_resnet(state: Mapping) -> bool:
+    return "stem.0.weight" in state and any(k.startswith("layer1.0.conv1.0.") for k in state)
+
+
+def _looks_like_finegrain_resnet(state: Mapping) -> bool:
+    return any(k.startswith("stage2.blocks.0.") for k in state)
+
+
+register_format(WeightFormat(
+    "torchvision ResNet", "a torchvision 2D ResNet state dict (resnet18 … resnet152, ImageNet)",
+    _looks_like_resnet2d, resnet_key_map, inflate=True, classifier=("fc",)))
+register_format(WeightFormat(
+    "torchvision video ResNet",
+    "a torchvision video ResNet state dict (r3d_18, mc3_18, r2plus1d_18)",
+    _looks_like_video_resnet, video_resnet_key_map, classifier=("fc",)))
+register_format(WeightFormat(
+    "Finegrain VideoResNet", "a Finegrain VideoResNet backbone (checkpoint or state dict)",
+    _looks_like_finegrain_resnet, None))

@@ -146,3 +146,63 @@ def test_folder_train_without_val(tmp_path) -> None:
     fx.tiny_video(tmp_path / "train" / "cat" / "a.mp4")
     with pytest.raises(AnnotationError, match="no val/"):
         _ = VideoFolderDataModule(str(tmp_path), **SMALL).classes
+
+
+def test_listed_path_is_that_file_or_missing(tmp_path) -> None:
+    """Acceptance: ``split_files`` naming ``cat/000.mp4`` whose file is gone reports it missing,
+    although ``dog/000.mp4`` exists (numbered names repeat across class folders)."""
+    for cls in ("cat", "dog"):
+        for name in ("000", "001"):
+            fx.tiny_video(tmp_path / cls / f"{name}.mp4")
+    (tmp_path / "cat" / "000.mp4").unlink()
+    fx.write_text(tmp_path / "train.txt", ["cat/000.mp4", "cat/001.mp4", "dog/000.mp4"])
+    fx.write_text(tmp_path / "val.txt", ["dog/001.mp4"])
+    dm = VideoFolderDataModule(str(tmp_path), split_files={"train": "train.txt",
+                                                           "val": "val.txt"}, **SMALL)
+    with pytest.warns(UserWarning, match=r"1 of 3 train videos not found.*cat/000\.mp4"):
+        records = dm.build_records("train")
+    assert [(Path(r.path).parent.name, Path(r.path).name, r.label) for r in records] == [
+        ("cat", "001.mp4", 0), ("dog", "000.mp4", 1)]
+    assert dm.missing["train"] == ["cat/000.mp4"]
+
+
+def test_listed_path_below_an_archive_folder(tmp_path) -> None:
+    """UCF101's relative paths are honoured one folder down (``data_dir`` = the parent of
+    ``UCF-101/``), and only with their class folder."""
+    built = fx.build_ucf101(tmp_path)
+    listed = built.data_dir / "Basketball" / "v_Basketball_g02_c01.avi"
+    stray = built.data_dir / "ApplyEyeMakeup" / listed.name
+    shutil.move(listed, stray)
+    dm = UCF101DataModule(str(tmp_path), annotation_dir=str(built.annotation_dir), **SMALL)
+    with pytest.warns(UserWarning, match="1 of .* train videos not found"):
+        records = dm.build_records("train")
+    assert dm.missing["train"] == ["Basketball/v_Basketball_g02_c01.avi"]
+    assert str(stray) not in {r.path for r in records}
+    assert all(Path(r.path).is_relative_to(built.data_dir) for r in records)
+
+
+def test_bare_name_found_twice_is_reported(tmp_path) -> None:
+    """By-name lookup (SSv2 ids) never picks one of two same-named files silently."""
+    built = fx.build_ssv2(tmp_path)
+    first = built.data_dir / "1.webm"
+    for copy in ("x", "y"):
+        (built.data_dir / copy).mkdir()
+        shutil.copy(first, built.data_dir / copy / "1.webm")
+    first.unlink()
+    dm = SomethingSomethingV2DataModule(str(built.data_dir), **SMALL,
+                                        annotation_dir=str(built.annotation_dir))
+    with pytest.warns(UserWarning, match="1 train names found in more than one place"):
+        records = dm.build_records("train")
+    assert len(records) == built.counts["train"] - 1
+    assert all(Path(r.path).name != "1.webm" for r in records)
+    assert set(dm.ambiguous["train"]["1.webm"]) == {str(built.data_dir / c / "1.webm")
+                                                    for c in ("x", "y")}
+
+
+def test_empty_class_folder_is_an_error(tmp_path) -> None:
+    fx.tiny_video(tmp_path / "cat" / "a.mp4")
+    fx.tiny_video(tmp_path / "cat" / "b.mp4")
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "notes.txt").write_text("no videos here")
+    with pytest.raises(AnnotationError, match=r"hold no videos.*'dog'"):
+        _ = VideoFolderDataModule(str(tmp_path), **SMALL).classes

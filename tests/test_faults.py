@@ -1,4 +1,5 @@
-"""Broken videos never stop a run: warned once by name, counted, replaced; or fatal on request."""
+"""Broken videos never stop a run: named once, counted; in training replaced by a video that keeps
+its own label and index, in evaluation left out (never substituted); or fatal on request."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import SyntheticFineGrainedDataModule, VideoDataModule, VideoDataset, VideoRecord
+from datamodules.dataset import collate_samples
 from datamodules.decoders import DecodeError, get_decoder
 from datamodules.transforms import TestViews, TrainTransform
 from lightning_modules import VideoRecognizer
@@ -65,10 +67,33 @@ def test_each_fault_is_skipped_warned_once_and_counted(good_records, tmp_path) -
     messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
     for name in ("missing", "empty", "notes", "truncated", "overclaimed"):
         assert sum(name in m for m in messages) == 1, (name, messages)
-    # the first five samples each stood in for a broken record
+    # the first five samples each stood in for a broken record: the first good one (position
+    # 5), with its own index and label
     assert [s["skipped"] for s in samples[:5]] == [5, 4, 3, 2, 1]
+    assert [s["index"] for s in samples[:5]] == [5] * 5
+    assert {s["label"] for s in samples[:5]} == {records[5].label}
+    assert [len(s["unreadable"]) for s in samples[:5]] == [5, 4, 3, 2, 1]
     assert all(s["skipped"] == 0 for s in samples[5:])
+    assert [s["index"] for s in samples[5:]] == list(range(5, len(records)))
     assert all(s["video"].shape == (3, 4, 32, 32) for s in samples + again)
+
+
+@pytest.mark.parametrize("mode", ["val", "test"])
+def test_evaluation_never_substitutes(good_records, tmp_path, mode) -> None:
+    records = faulty_records(good_records, tmp_path)
+    dataset = VideoDataset(records, get_decoder("pyav"), mode=mode, sampling="uniform",
+                           num_frames=4, test_views=TestViews(32, 36, 1))
+    with pytest.warns(UserWarning, match="unreadable") as caught:
+        batch = collate_samples([dataset[i] for i in range(3, 8)])
+    assert sum("excluded from" in str(w.message) for w in caught) == 2  # truncated, overclaimed
+    assert batch["index"].tolist() == [5, 6, 7]
+    assert batch["label"].tolist() == [r.label for r in records[5:8]]
+    assert batch["unreadable_index"].tolist() == [3, 4]
+    assert [Path(p).name for p in batch["unreadable_path"]] == ["truncated.mp4",
+                                                                 "overclaimed.mp4"]
+    empty = collate_samples([dataset[0], dataset[1]])
+    assert empty["video"].shape[0] == 0 and empty["label"].numel() == 0
+    assert empty["unreadable_index"].tolist() == [0, 1]
 
 
 @pytest.mark.parametrize("position", range(5))
@@ -105,3 +130,29 @@ def test_short_fit_survives_broken_videos_and_logs_the_count(good_records, tmp_p
     with pytest.warns(UserWarning, match="unreadable"):
         trainer.fit(model, dm)
     assert trainer.callback_metrics["train/skipped_videos"] > 0
+
+
+def test_test_split_reports_and_counts_only_readable_videos(good_records, tmp_path) -> None:
+    """Acceptance: a zero-byte video in the test split is named once and counted as skipped;
+    ``test/num_videos`` and the predictions hold only the readable videos. One worker: the
+    failure happens in a worker process and is named by the main process."""
+    empty = tmp_path / "zero.mp4"
+    empty.write_bytes(b"")
+    records = [*good_records[:3], VideoRecord(path=str(empty), label=1), *good_records[3:6]]
+    dm = FaultyDataModule(records, num_frames=4, batch_size=2, num_workers=1,
+                          train_crop_size=32, test_crop_size=32, short_side=36)
+    model = VideoRecognizer(VideoResNet(depth=18, temporal="i3d", width_multiplier=0.125),
+                            GAPHead, num_classes=4)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (metrics,) = trainer.test(model, dm, verbose=False)
+    named = [str(w.message) for w in caught if "zero.mp4" in str(w.message)]
+    assert len(named) == 1 and "empty file" in named[0] and "excluded from test" in named[0]
+    assert metrics["test/skipped_videos"] == 1
+    assert metrics["test/num_videos"] == len(records) - 1
+    assert 3 not in model.test_results.index.tolist()
+    predictions = trainer.predict(model, dm)
+    indices = sorted(i for p in predictions if p is not None for i in p["index"].tolist())
+    assert indices == [0, 1, 2, 4, 5, 6]

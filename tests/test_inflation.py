@@ -9,8 +9,10 @@ import torchvision
 from einops import rearrange
 from torch import nn
 
-from models import InceptionV1Video, VideoResNet, create_backbone
-from models.inflation import googlenet_key_map, inflate_conv_weight, resnet_key_map
+from models import WeightLoadError, create_backbone, inception_v1_video, video_resnet
+from models.inception import googlenet_key_map
+from models.inflation import inflate_conv_weight
+from models.resnet import resnet_key_map
 
 STAGES = ("stage1", "stage2", "stage3", "stage4", "stage5")
 
@@ -73,7 +75,7 @@ def frames_of(video: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def test_tsn_with_loaded_weights_equals_torchvision_per_frame(resnet18: nn.Module) -> None:
     video = torch.randn(2, 3, 3, 64, 64)
-    net = VideoResNet(depth=18, temporal="none", pretrained=resnet18.state_dict()).eval()
+    net = video_resnet(depth=18, temporal="none", pretrained=resnet18.state_dict()).eval()
     ours = net(video)
     ref = resnet2d_stages(resnet18, frames_of(video))
     for name in STAGES:
@@ -102,7 +104,7 @@ def test_center_inflated_i3d_inception_on_a_repeated_frame_gives_googlenet_maps(
 ) -> None:
     frame = torch.randn(1, 3, 64, 64)
     video = frame.unsqueeze(2).expand(-1, -1, 8, -1, -1)
-    net = InceptionV1Video(temporal="i3d", pretrained=googlenet.state_dict(), inflate="center")
+    net = inception_v1_video(temporal="i3d", pretrained=googlenet.state_dict(), inflate="center")
     ours = net.eval()(video)
     ref = googlenet2d_stages(googlenet, frame)
     for stage in STAGES:
@@ -114,7 +116,7 @@ def test_center_inflated_i3d_inception_on_a_repeated_frame_gives_googlenet_maps(
 @torch.no_grad()
 def test_i2d_inception_equals_googlenet_per_frame(googlenet: nn.Module) -> None:
     video = torch.randn(1, 3, 2, 64, 64)
-    net = InceptionV1Video(temporal="none", temporal_pooling=False,
+    net = inception_v1_video(temporal="none", temporal_pooling=False,
                            pretrained=googlenet.state_dict()).eval()
     ours, ref = net(video), googlenet2d_stages(googlenet, frames_of(video))
     for stage in STAGES:
@@ -137,13 +139,13 @@ def test_mean_inflation_replicates_and_divides() -> None:
 
 
 def test_input_channels_other_than_rgb_average_the_kernel(resnet18: nn.Module) -> None:
-    flow = VideoResNet(depth=18, in_channels=2, pretrained=resnet18.state_dict())
+    flow = video_resnet(depth=18, in_channels=2, pretrained=resnet18.state_dict())
     expected = resnet18.conv1.weight.mean(dim=1, keepdim=True).expand(-1, 2, -1, -1)
     assert torch.allclose(flow.stage1.conv.weight[:, :, 0], expected)
 
 
 def test_separable_and_extra_modules_load_and_keep_their_own_init(resnet18: nn.Module) -> None:
-    net = VideoResNet(depth=18, temporal="s3d", gating=True, non_local_stages=["stage4"],
+    net = video_resnet(depth=18, temporal="s3d", gating=True, non_local_stages=["stage4"],
                       pretrained=resnet18.state_dict(), inflate="center")
     conv = net.stage3.blocks[0].conv1
     assert torch.equal(conv.spatial.weight[:, :, 0], resnet18.layer2[0].conv1.weight)
@@ -169,18 +171,23 @@ def test_googlenet_weights_load_into_s3d(googlenet: nn.Module) -> None:
     assert torch.equal(unit.conv.weight[:, :, 0], googlenet.inception4b.branch2[1].conv.weight)
 
 
-def test_keys_that_do_not_map_are_listed_in_one_message(resnet18: nn.Module) -> None:
-    with pytest.raises(KeyError) as err:
-        VideoResNet(depth=34, pretrained=resnet18.state_dict())
+def test_weights_that_do_not_fit_are_one_short_error(resnet18: nn.Module) -> None:
+    with pytest.raises(WeightLoadError) as err:  # ResNet-18 weights, ResNet-34 layout
+        video_resnet(depth=34, pretrained=resnet18.state_dict())
     message = str(err.value)
-    assert "layer1.2.conv1.weight" in message and "layer3.5.bn2.bias" in message
+    assert "torchvision 2D ResNet" in message and "missing from the source" in message
+    assert "stage2.blocks.2.conv1.weight <- layer1.2.conv1.weight" in message
+    assert len(message) < 1500  # names a few keys and counts the rest
     extra = dict(resnet18.state_dict(), **{"layer9.0.conv1.weight": torch.zeros(1)})
-    with pytest.raises(KeyError, match="layer9.0.conv1.weight"):
-        VideoResNet(depth=18, pretrained=extra)
-    with pytest.raises(ValueError, match="width_multiplier"):
-        VideoResNet(depth=18, width_multiplier=0.5, pretrained=resnet18.state_dict())
+    with pytest.raises(WeightLoadError, match="unexpected in the source .1.: layer9.0.conv1"):
+        video_resnet(depth=18, pretrained=extra)
+    with pytest.raises(WeightLoadError, match="only 0 of the 100"):  # nothing fits at another width
+        video_resnet(depth=18, width_multiplier=0.5, pretrained=resnet18.state_dict())
     with pytest.raises(TypeError, match="pretrained"):
-        VideoResNet(depth=18, pretrained=3)
+        video_resnet(depth=18, pretrained=3)
+    # not strict: the same load is reported, not refused
+    net = create_backbone("i3d_resnet18", pretrained=extra, strict=False)
+    assert net.load_report.unexpected == ["layer9.0.conv1.weight"]
 
 
 def test_key_maps() -> None:

@@ -101,7 +101,7 @@ def test_unlabelled_test_split_counts_videos_without_accuracy(synthetic_root, tm
                          default_root_dir=tmp_path)
     with pytest.warns(UserWarning, match="no labels"):
         (results,) = trainer.test(tiny_model(dm.num_classes), dm)
-    assert results == {"test/num_videos": 3 * dm.num_classes}
+    assert results == {"test/num_videos": 3 * dm.num_classes, "test/skipped_videos": 0}
 
 
 def test_result_accumulator_keeps_one_row_per_video_and_gathers_once() -> None:

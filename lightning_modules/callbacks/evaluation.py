@@ -380,7 +380,8 @@ class ReversedTimeEvaluation(pl.Callback):
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                           outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
-        if self._skip:
+        # flow, or a batch whose videos were all unreadable
+        if self._skip or batch["label"].numel() == 0:
             return
         final = pl_module.final_branch
         logits = pl_module.view_logits(batch["video"].flip(-3))  # [B, V, C, T, H, W]: T is -3
