@@ -313,7 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.mode == "flow":
         from datamodules.flow import TVL1Settings, tvl1
 
-        tvl1()  # fails now, with the install hint, if OpenCV contrib is missing
+        try:
+            tvl1()  # fails now, with the install hint, if OpenCV contrib is missing
+        except ImportError as error:
+            parser.error(str(error))
         options = dict(short_side=args.short_side, start_index=args.start_index,
                        quality=args.quality, rgb_template=args.rgb,
                        settings=TVL1Settings.fast() if args.fast else TVL1Settings())

@@ -259,3 +259,15 @@ def test_flow_backbones_get_cross_modality_init(name, channels) -> None:
         assert torch.allclose(weight[:, c, centre], expected)
     out = backbone(torch.randn(1, channels, 4, 32, 32))
     assert out["stage5"].shape[:2] == (1, 512)
+
+
+def test_prepare_flow_without_opencv_says_what_to_install(bar_video, tmp_path, monkeypatch,
+                                                         capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # "import cv2" now raises ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        prepare.main(["flow", str(bar_video), str(tmp_path / "out"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "pip install 'finegrain-video[flow]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
