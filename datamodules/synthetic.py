@@ -44,11 +44,12 @@ MOTIONS = ("grow", "shrink")
 _SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-def synthetic_class_names(num_contexts: int) -> list[str]:
-    """All class names, context-major: ``[ctx-mark_top-grow, ctx-mark_top-shrink, ...]``."""
+def synthetic_class_names(num_contexts: int, first_context: int = 0) -> list[str]:
+    """All class names, context-major: ``[ctx-mark_top-grow, ctx-mark_top-shrink, ...]``, for
+    the contexts ``CONTEXTS[first_context : first_context + num_contexts]``."""
     return [
         f"{context}-mark_{mark}-{motion}"
-        for context in CONTEXTS[:num_contexts]
+        for context in CONTEXTS[first_context:first_context + num_contexts]
         for mark in MARKS
         for motion in MOTIONS
     ]
@@ -157,6 +158,7 @@ def generate_benchmark(
     frames_per_video: int,
     noise: float,
     mark_contrast: float = 1.0,
+    first_context: int = 0,
 ) -> Path:
     """Write every split's videos and a ``manifest.json`` under ``root``; return ``root``.
 
@@ -168,7 +170,7 @@ def generate_benchmark(
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
-    classes = synthetic_class_names(num_contexts)
+    classes = synthetic_class_names(num_contexts, first_context)
     manifest: dict[str, object] = {"classes": classes, "splits": {}}
     for split, count in videos_per_class.items():
         entries = []
@@ -205,6 +207,9 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         noise: std of per-pixel Gaussian noise (0–255 scale): the difficulty knob.
         mark_contrast: in (0, 1]; below 1 the local-detail mark is blended towards the square's
             colour, making the local-detail pairs harder (1: the original benchmark).
+        first_context: the first of the ``CONTEXTS`` used (0: stripes), so that two benchmarks
+            can share the fine-grained distinctions but not the contexts (a transfer experiment:
+            pretrain on stripes + checker, fine-tune on gradient + rings with ``first_context=2``).
         video_backend: ``"pyav"`` (the encoded videos), ``"torchcodec"``, or ``"flow"``: the
             videos' TV-L1 flow (``TVL1Settings.fast()``, at the generated size), computed once
             into ``<cache>/flow-fast/`` with ``max(1, num_workers)`` processes.
@@ -237,6 +242,7 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         video_backend: Literal["pyav", "torchcodec", "flow"] = "pyav",
         on_error: OnError = "warn",
         mark_contrast: float = 1.0,
+        first_context: int = 0,
         flow_length: int | None = None,
     ) -> None:
         super().__init__(
@@ -260,8 +266,10 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         if video_backend == "frames":
             raise ValueError("the synthetic benchmark is encoded video: use video_backend "
                              "'pyav', 'torchcodec' or 'flow'")
-        if not 1 <= num_contexts <= len(CONTEXTS):
-            raise ValueError(f"num_contexts must be in 1..{len(CONTEXTS)}, got {num_contexts}")
+        if not 1 <= num_contexts <= len(CONTEXTS) - first_context or first_context < 0:
+            raise ValueError(
+                f"first_context + num_contexts must be in 1..{len(CONTEXTS)} (first_context >= "
+                f"0), got {first_context} + {num_contexts}")
         if not 0.0 < mark_contrast <= 1.0:
             raise ValueError(f"mark_contrast must be in (0, 1], got {mark_contrast}")
         self.generation = {
@@ -275,12 +283,15 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         }
         if mark_contrast != 1.0:  # only then: the cache key of every existing setting stays
             self.generation["mark_contrast"] = mark_contrast
+        if first_context:  # likewise
+            self.generation["first_context"] = first_context
         key = hashlib.sha1(json.dumps(self.generation, sort_keys=True).encode()).hexdigest()[:10]
         self.root = Path(self.data_dir) / f"synthetic-{key}"
 
     @property
     def classes(self) -> list[str]:
-        return synthetic_class_names(self.generation["num_contexts"])
+        return synthetic_class_names(self.generation["num_contexts"],
+                                     self.generation.get("first_context", 0))
 
     @property
     def class_groups(self) -> dict[str, list[str]]:

@@ -59,6 +59,9 @@ class Run:
     name: str
     configs: tuple[tuple[str, ...], ...]  # --config files per stage
     label: str
+    #: how stage k starts from k-1: the weights-only callback (U2S, same model) or the model's
+    #: ``init_weights`` (fine-tuning: tensors that fit, classifiers of another class count fresh)
+    chain_by: str = "callback"
 
     def stage_names(self) -> list[str]:
         if len(self.configs) == 1:
@@ -76,8 +79,11 @@ class Run:
                         f"--trainer.logger.init_args.version=seed{seed}"]
             if k > 0:
                 previous = RUNS / names[k - 1] / f"seed{seed}" / "checkpoints" / "last.ckpt"
-                command += ["--trainer.callbacks+=lightning_modules.callbacks."
-                            "InitWeightsFromCheckpoint", f"--trainer.callbacks.path={previous}"]
+                if self.chain_by == "init_weights":
+                    command += [f"--model.init_args.init_weights={previous}"]
+                else:
+                    command += ["--trainer.callbacks+=lightning_modules.callbacks."
+                                "InitWeightsFromCheckpoint", f"--trainer.callbacks.path={previous}"]
             commands.append(command)
         return commands
 
@@ -110,6 +116,16 @@ HIRES30_LB = _variant("hires30_gb_df_lb", "I3D-R18 + DFB (GB + DF + LB), 64 px, 
                       "dfb_gb_df_lb", "hires", "hires_30ep")
 #: the temporal stream of a two-stream TSN: TV-L1 flow, 5-pair stacks (10 channels) per segment
 TSN_FLOW = _variant("tsn_flow", "TSN-R18 on flow (TV-L1, 5 pairs)", "tsn_flow")
+#: transfer: pretrain on two contexts, fine-tune on the other two with 4 videos per class
+TRANSFER_SCRATCH = _variant("transfer_scratch", "from scratch", "transfer_target")
+TRANSFER_FT = Run("transfer_ft", (
+    (BASE, "experiments/synthetic/transfer_source.yaml"),
+    (BASE, "experiments/synthetic/transfer_target.yaml",
+     "experiments/synthetic/transfer_finetune.yaml")), "fine-tuned", chain_by="init_weights")
+TRANSFER_FT_LOW_LR = Run("transfer_ft_low_lr", (
+    TRANSFER_FT.configs[0],
+    (*TRANSFER_FT.configs[1], "experiments/synthetic/transfer_finetune_low_lr.yaml")),
+    "fine-tuned, lr ÷ 10", chain_by="init_weights")
 U2S = Run("u2s", tuple(
     (f"experiments/u2s/synthetic_stage{k}.yaml", f"experiments/synthetic/u2s_stage{k}.yaml")
     for k in (1, 2, 3)), "U2S (top-heavy I3D-R18)")
@@ -129,6 +145,8 @@ COMPARISONS: dict[str, tuple[str, tuple[Run, ...]]] = {
                  (I3D, DENSE)),
     "two_stream": ("Two-stream TSN: RGB, flow and late fusion (dfb Table 4, s3d Table 4, "
                    "u2s Tables V-VI)", (TSN, TSN_FLOW)),
+    "transfer": ("Fine-tuned vs from scratch on a new set of contexts, 4 videos per class",
+                 (TRANSFER_SCRATCH, TRANSFER_FT, TRANSFER_FT_LOW_LR)),
 }
 #: late-fusion weights RGB : flow (TSN's 1 : 1.5, and the plain average)
 FUSION_WEIGHTS = ((1.0, 1.5), (1.0, 1.0))
@@ -409,7 +427,23 @@ def report_two_stream(seeds: Sequence[int]) -> str:
                   "detail pair (chance 50)", "seeds ≥ 90", "seeds"], rows)
 
 
-REPORTS = {"temporal": report_temporal, "heads": report_heads,
+def report_transfer(seeds: Sequence[int]) -> str:
+    rows = []
+    source, done = collect(TRANSFER_FT, seeds, stage=0)
+    rows.append(["source: stripes + checker, 24 / class (pretraining)",
+                 str(source.get("acc", Cell())), str(source.get("reversal", Cell())),
+                 str(source.get("detail", Cell())), seeds_note(done)])
+    for run, name in ((TRANSFER_SCRATCH, "target from scratch: gradient + rings, 4 / class"),
+                      (TRANSFER_FT, "target fine-tuned from the source (init_weights)"),
+                      (TRANSFER_FT_LOW_LR, "target fine-tuned, lr ÷ 10 (3e-4)")):
+        cells, done = collect(run, seeds)
+        rows.append([name, str(cells.get("acc", Cell())), str(cells.get("reversal", Cell())),
+                     str(cells.get("detail", Cell())), seeds_note(done)])
+    return table(["I3D-R18 run", "top-1 (chance 12.5)", "reversal pair", "detail pair",
+                  "seeds"], rows)
+
+
+REPORTS = {"temporal": report_temporal, "heads": report_heads, "transfer": report_transfer,
            "heads_hires": report_heads_hires,
            "heads_hires30": report_heads_hires30, "u2s": report_u2s,
            "pooling": report_pooling, "sampling": report_sampling,

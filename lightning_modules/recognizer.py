@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
@@ -22,6 +22,14 @@ from lightning_modules.evaluation import (
     VideoResults,
     average_views,
     gather_variable,
+)
+from lightning_modules.finetuning import (
+    BatchNormMode,
+    backbone_param_groups,
+    freeze_stages,
+    frozen_bn_layers,
+    load_init_weights,
+    scale_group_lrs,
 )
 from lightning_modules.metrics import classification_metrics, score, video_metric_names
 from models.heads import GAPHead, Head, HeadOutput
@@ -47,6 +55,14 @@ class VideoRecognizer(pl.LightningModule):
         test_average: how views of a test video are combined (``prob``, ``score`` or ``max``).
         views_per_forward: cap on clips per forward pass in test (memory); ``None``: all at once.
         class_names: for logging and predictions; linked from the datamodule by the CLI.
+        init_weights: start from other weights (a Finegrain ``.ckpt``, a whole-model or backbone
+            state dict, a torchvision video state dict), loaded in ``setup`` (so ``--ckpt_path``
+            still wins): every tensor that fits is kept, classifiers of another class count
+            start fresh (:func:`~lightning_modules.finetuning.load_init_weights`).
+        backbone_lr_mult: the backbone's learning rate is the optimiser's times this.
+        batch_norm: ``"train"``; ``"partial"`` (TSN §3.2: statistics frozen in every BN layer
+            of the backbone but the first); ``"frozen"`` (all of them).
+        frozen_stages: backbone stages trained not at all (no gradient, BN statistics fixed).
 
     Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
     ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
@@ -79,6 +95,10 @@ class VideoRecognizer(pl.LightningModule):
         test_average: Average = "prob",
         views_per_forward: int | None = None,
         class_names: list[str] | None = None,
+        init_weights: str | None = None,
+        backbone_lr_mult: float = 1.0,
+        batch_norm: BatchNormMode = "train",
+        frozen_stages: Sequence[str] = (),
     ) -> None:
         super().__init__()
         # Built by LightningCLI, the hyper-parameters are the parsed config (class paths and
@@ -110,6 +130,23 @@ class VideoRecognizer(pl.LightningModule):
         #: per-video outputs of the last test / predict epoch (``None`` before one has run)
         self.test_results: VideoResults | None = None
         self.predict_results: VideoResults | None = None
+        self.init_weights = init_weights
+        self.backbone_lr_mult = backbone_lr_mult
+        freeze_stages(backbone, frozen_stages)
+        self._frozen_bn = frozen_bn_layers(backbone, batch_norm, frozen_stages)
+
+    # ---- starting weights, frozen parts --------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.init_weights is not None and not getattr(self, "_init_weights_loaded", False):
+            for line in load_init_weights(self, self.init_weights):
+                rank_zero_info(line)
+            self._init_weights_loaded = True
+
+    def train(self, mode: bool = True) -> VideoRecognizer:
+        super().train(mode)
+        for layer in getattr(self, "_frozen_bn", ()):  # set at the end of __init__
+            layer.eval()
+        return self
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:
@@ -300,8 +337,11 @@ class VideoRecognizer(pl.LightningModule):
 
     # ---- optimisation ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        if self.backbone_lr_mult != 1.0:
+            optimizer = self.optimizer_factory(backbone_param_groups(self, self.backbone_lr_mult))
+            scale_group_lrs(optimizer)
+        else:
+            optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

@@ -120,6 +120,13 @@ class VideoBackbone(nn.Module):
             self.add_module(name, self.make_stage(name))
 
     @property
+    def is_2d(self) -> bool:
+        """Every frame is processed alone (a TSN / I2D): stage ``t`` of each feature map depends
+        on input frame ``t`` only. The one thing a head may ask beyond stages and channels
+        (``DFBHead`` scores a 2D net per frame); subclasses say when. Default: ``False``."""
+        return False
+
+    @property
     def feature_info(self) -> list[FeatureInfo]:
         """Channels and cumulative (space, time) stride of every stage's output, in order."""
         info, t, s = [], 1, 1

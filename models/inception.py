@@ -360,6 +360,12 @@ class InceptionV1Video(VideoBackbone):
         init_weights(stage)
         return stage
 
+    @property
+    def is_2d(self) -> bool:
+        """Every frame is processed alone (I2D without temporal pooling): stage ``t`` of every
+        feature map depends on input frame ``t`` only (see ``VideoResNet.is_2d``)."""
+        return self.temporal == "none" and not self.temporal_pooling
+
     # -- where weights come from (models.weights) ------------------------------------------------
 
     #: torchvision's ImageNet GoogLeNet (``pretrained="imagenet"``); it was trained with

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
@@ -247,8 +247,59 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+def _preact_shortcut(in_ch: int, out_ch: int, stride: int, t_stride: int) -> nn.Module | None:
+    """He et al. 2016b: the projection shortcut is a bare conv on the pre-activated input."""
+    if stride == 1 and t_stride == 1 and in_ch == out_ch:
+        return None
+    return nn.Conv3d(in_ch, out_ch, 1, stride=(t_stride, stride, stride), bias=False)
+
+
+class PreActBasicBlock(BasicBlock):
+    """``BasicBlock`` with pre-activation (He et al., "Identity mappings in deep residual
+    networks", 2016; u2s §III-A, ref. [63]): BN → ReLU → conv, twice, and a clean identity path
+    with nothing after the addition. Same arguments and convolutions as ``BasicBlock``; its BNs
+    normalise each conv's input. ``[B, C_in, T, H, W] → [B, width, T/t_stride, H/s, W/s]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, t_stride: int = 1,
+                 **options: Any) -> None:
+        super().__init__(in_channels, width, stride, t_stride, **options)
+        self.bn1 = _bn(in_channels)
+        self.downsample = _preact_shortcut(in_channels, width, stride, t_stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.gate1(self.conv1(self.gate0(self.mixer(pre))))
+        out = self.gate2(self.conv2(self.relu(self.bn2(out))))
+        return out + identity
+
+
+class PreActBottleneck(Bottleneck):
+    """``Bottleneck`` with pre-activation (He et al. 2016b; u2s §III-A, ref. [63]): BN → ReLU
+    → conv for the 1×1, the 3×3 (temporal module, stride) and the 1×1 (×4); nothing after the
+    addition. ``[B, C_in, T, H, W] → [B, 4·width, T/t_stride, H/stride, W/stride]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, t_stride: int = 1,
+                 **options: Any) -> None:
+        super().__init__(in_channels, width, stride, t_stride, **options)
+        self.bn1 = _bn(in_channels)
+        self.bn3 = _bn(width)
+        self.downsample = _preact_shortcut(in_channels, width * self.expansion, stride, t_stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.conv1(self.gate0(self.mixer(pre)))
+        out = self.gate2(self.conv2(self.relu(self.bn2(out))))
+        out = self.conv3(self.relu(self.bn3(out)))
+        return out + identity
+
+
 class ResStage(nn.Module):
-    """Optional temporal max-pool, then residual blocks, with non-local blocks after some.
+    """Optional temporal max-pool, then residual blocks, with non-local blocks after some (and,
+    for the last stage of a pre-activation net, a final BN → ReLU).
 
     ``[B, C_in, T, H, W] → [B, C_out, T', H/stride, W/stride]``.
     """
@@ -258,6 +309,7 @@ class ResStage(nn.Module):
         blocks: list[nn.Module],
         temporal_pool: bool = False,
         non_local: Mapping[int, nn.Module] | None = None,
+        final_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
         # 3×1×1 max-pool with stride 2 in time: the I3D-style temporal pooling that the
@@ -267,6 +319,10 @@ class ResStage(nn.Module):
         )
         self.blocks = nn.ModuleList(blocks)
         self.non_local = nn.ModuleDict({str(i): m for i, m in (non_local or {}).items()})
+        # a pre-activation net's last stage ends with BN → ReLU (He et al. 2016b), so the head
+        # reads normalised, rectified features as after a post-activation stage
+        self.final_norm = final_norm
+        self.relu = nn.ReLU(inplace=True) if final_norm is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.temporal_pool(x)
@@ -274,6 +330,8 @@ class ResStage(nn.Module):
             x = block(x)
             if str(i) in self.non_local:
                 x = self.non_local[str(i)](x)
+        if self.final_norm is not None and self.relu is not None:
+            x = self.relu(self.final_norm(x))
         return x
 
 
@@ -319,6 +377,9 @@ class VideoResNet(VideoBackbone):
         r2plus1d_expand: R(2+1)D mid width (Tran et al.) instead of the unified-analysis'
             no-expansion; applies to ``s3d`` / ``r2plus1d`` convs and the separable stem.
         fold_div: TSM shifts ``C/fold_div`` channels each way.
+        preact: pre-activation blocks (BN → ReLU → conv; He et al. 2016b), the ResNet of the
+            u2s paper (§III-A, ref. [63]); stage 5 then ends with BN → ReLU. torchvision has no
+            such ImageNet weights: a pre-activation net loads only its own (Finegrain) weights.
     """
 
     def __init__(
@@ -336,6 +397,7 @@ class VideoResNet(VideoBackbone):
         stem_pool: bool = True,
         r2plus1d_expand: bool = False,
         fold_div: int = 8,
+        preact: bool = False,
     ) -> None:
         super().__init__(in_channels)
         if depth not in DEPTHS:
@@ -364,8 +426,9 @@ class VideoResNet(VideoBackbone):
         self.fold_div = fold_div
         self.stem_pool = stem_pool
         self.stem_kind = self._resolve_stem(stem)
+        self.preact = preact
         self.block_type, self.layers = DEPTHS[depth]
-        block = Bottleneck if self.block_type == "bottleneck" else BasicBlock
+        block = self._block_class()
 
         self.stem_channels = scaled(64, width_multiplier)
         self._plans: dict[str, _StagePlan] = {}
@@ -389,6 +452,11 @@ class VideoResNet(VideoBackbone):
         self.build_stages()
 
     # -- construction -------------------------------------------------------------------------
+
+    def _block_class(self) -> type[nn.Module]:
+        if self.block_type == "bottleneck":
+            return PreActBottleneck if self.preact else Bottleneck
+        return PreActBasicBlock if self.preact else BasicBlock
 
     def _resolve_stem(self, stem: str) -> str:
         if stem != "auto":
@@ -416,7 +484,7 @@ class VideoResNet(VideoBackbone):
             )
         elif name in self._plans:
             plan = self._plans[name]
-            block = Bottleneck if self.block_type == "bottleneck" else BasicBlock
+            block = self._block_class()
             blocks: list[nn.Module] = []
             channels = plan.in_channels
             for j in range(plan.blocks):
@@ -439,22 +507,35 @@ class VideoResNet(VideoBackbone):
                 non_local = {j: NonLocalBlock(channels) for j in range(1, plan.blocks, 2)}
                 if not non_local:
                     non_local = {0: NonLocalBlock(channels)}
-            stage = ResStage(blocks, plan.temporal_pool, non_local)
+            final = _bn(channels) if self.preact and name == self.stage_names[-1] else None
+            stage = ResStage(blocks, plan.temporal_pool, non_local, final)
         else:
             raise KeyError(f"unknown stage {name!r}; stages are {STAGE_NAMES}")
         init_weights(stage)
         return stage
 
+    @property
+    def is_2d(self) -> bool:
+        """Every frame is processed alone (TSN / I2D): no temporal module, temporal pooling,
+        non-local block or temporal stem, so stage ``t`` of every feature map depends on input
+        frame ``t`` only. Heads that score frames independently (TSN consensus) ask for it."""
+        return (self.temporal == "none" and not self.temporal_pooling
+                and not self.non_local_stages and self.stem_kind == "2d")
+
     # -- where weights come from (models.weights) ------------------------------------------------
 
     @property
-    def imagenet_arch(self) -> str:
-        """torchvision's ImageNet model of this depth (``pretrained="imagenet"``)."""
-        return f"resnet{self.depth}"
+    def imagenet_arch(self) -> str | None:
+        """torchvision's ImageNet model of this depth (``pretrained="imagenet"``); none for a
+        pre-activation net."""
+        return None if self.preact else f"resnet{self.depth}"
 
-    weight_formats: tuple[str, ...] = (
-        "torchvision ResNet", "torchvision video ResNet", "Finegrain VideoResNet"
-    )
+    @property
+    def weight_formats(self) -> tuple[str, ...]:
+        # torchvision's ResNets are post-activation: their BN sits elsewhere
+        if self.preact:
+            return ("Finegrain VideoResNet",)
+        return ("torchvision ResNet", "torchvision video ResNet", "Finegrain VideoResNet")
 
 
 # -- key maps: VideoResNet key → the source's key (None: no counterpart) ---------------------------

@@ -228,6 +228,7 @@ def load_weights(
     prefix: str | None = None,
     strict: bool = True,
     named: Mapping[str, str] | None = None,
+    log: bool = True,
 ) -> LoadReport:
     """Load ``pretrained`` into the built backbone ``model``; returns (and logs) the report.
 
@@ -241,6 +242,7 @@ def load_weights(
             ``"backbone."`` is stripped without asking).
         strict: missing, mismatched or unexpected tensors are an error (else only reported).
         named: extra tags → torchvision builder names (a preset's ``"kinetics400"``).
+        log: log the report (callers that extend it log it themselves).
     """
     if inflate not in ("mean", "center"):
         raise ValueError(f"inflate must be 'mean' or 'center', got {inflate!r}")
@@ -265,7 +267,8 @@ def load_weights(
             f"{where} ({fmt.description}) does not match this {model_name} (did you set a "
             f"different depth, width_multiplier or layout?):\n{report}"
         )
-    logger.info("%s", report)
+    if log:
+        logger.info("%s", report)
     return report
 
 

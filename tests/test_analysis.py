@@ -21,6 +21,7 @@ from lightning_modules.analysis import (
     load_class_groups,
     load_predictions,
     most_confused_pairs,
+    normalize_groups,
     per_class_accuracy,
     per_group_accuracy,
     save_predictions,
@@ -89,6 +90,10 @@ def test_class_group_files(tmp_path) -> None:
         assert load_class_groups(tmp_path / name) == {"ab": ["a", "b"], "cd": ["c"]}
     with pytest.raises(FileNotFoundError, match="nope.json"):
         load_class_groups(tmp_path / "nope.json")
+    # Kinetics' parent-class lists spell the annotation CSV's classes their own way
+    kinetics = ["riding a bike", "riding_unicycle", "Playing Guitar"]
+    parents = {"cycling": ["Riding_a_bike", "riding unicycle"], "music": ['"playing guitar"']}
+    assert normalize_groups(parents, kinetics) == {"cycling": [0, 1], "music": [2]}
 
 
 def test_compare_two_models_confusions() -> None:
@@ -236,6 +241,18 @@ def test_analyze_confusion_and_compare_commands(tmp_path, capsys) -> None:
     assert "a -> b: 1 / 0" in out and "b -> c: 2 / 1" in out
     assert (tmp_path / "cmp" / "confusion_compare.png").stat().st_size > 1000
     assert "ab" in (tmp_path / "cmp" / "group_accuracy.csv").read_text()
+    # dfb Table 2 from `analyze confusion`: per-group accuracy and its gain over a baseline.
+    # group ab: baseline a 1/2, b 1/3 → 0.417; model a 2/2, b 2/3 → 0.833; c 1/1 both
+    assert analyze(["confusion", str(tmp_path / "model.npz"), "--out", str(tmp_path / "g"),
+                    "--groups", str(tmp_path / "groups.json"),
+                    "--baseline", str(tmp_path / "base.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "ab: 41.7 -> 83.3 (+41.7)" in out and "c: 100.0 -> 100.0 (+0.0)" in out
+    rows = (tmp_path / "g" / "group_accuracy.csv").read_text().splitlines()
+    assert rows[0] == "group,baseline,model,improvement" and rows[1].startswith("ab,")
+    with pytest.raises(SystemExit, match="--groups"):
+        analyze(["confusion", str(tmp_path / "model.npz"), "--baseline",
+                 str(tmp_path / "base.pt")])
 
 
 def test_analyze_weight_similarity_from_checkpoints(tmp_path, capsys) -> None:

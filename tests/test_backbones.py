@@ -318,3 +318,46 @@ def test_i2d_ignores_frame_order() -> None:
     assert torch.allclose(a, b, atol=1e-5)
     i3d = InceptionV1Video(temporal="i3d", temporal_pooling=False, **TINY).eval()
     assert not torch.allclose(i3d(x)["stage5"], i3d(x.flip(2))["stage5"].flip(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_preact_blocks_keep_a_clean_identity_path(depth: int) -> None:
+    """u2s §III-A, ref. [63] (He et al. 2016b): BN → ReLU → conv, nothing after the addition."""
+    from models.resnet import PreActBasicBlock, PreActBottleneck
+
+    torch.manual_seed(0)
+    net = VideoResNet(depth=depth, temporal="i3d", width_multiplier=0.125, preact=True).eval()
+    block = net.stage3.blocks[1]  # no projection: out = x + F(x)
+    assert isinstance(block, PreActBottleneck if depth == 50 else PreActBasicBlock)
+    channels = net.out_channels["stage3"]
+    x = torch.randn(2, channels, 2, 8, 8)
+    last = block.conv3 if depth == 50 else block.conv2
+    nn.init.zeros_(last.weight)  # the residual branch adds nothing
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x)  # negative values too: no ReLU after the sum
+    assert block.bn1.num_features == channels  # the first BN normalises the block's input
+    # the last stage ends with BN → ReLU; inner stages hand on raw residual sums
+    with torch.no_grad():
+        features = net(torch.randn(1, 3, 4, 64, 64))
+    assert features["stage5"].min() >= 0 and features["stage4"].min() < 0
+    post = VideoResNet(depth=depth, temporal="i3d", width_multiplier=0.125)
+    for name in net.stage_names:
+        assert net.out_channels[name] == post.out_channels[name]
+        assert features[name].shape == post(torch.randn(1, 3, 4, 64, 64))[name].shape
+
+
+def test_preact_trains_and_refuses_post_activation_weights() -> None:
+    import torchvision
+
+    from models import WeightLoadError, create_backbone
+
+    net = VideoResNet(depth=18, temporal="none", width_multiplier=0.125, preact=True)
+    net(torch.randn(2, 3, 2, 32, 32))["stage5"].mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    copy = net.copy_stages("stage5")  # a head's fresh top stage ends with BN → ReLU too
+    assert copy.stages["stage5"].final_norm is not None
+    # torchvision's (post-activation) ResNet-18 state dict: loads into the plain net only
+    state = torchvision.models.resnet18().state_dict()
+    assert create_backbone("tsn_resnet18", pretrained=state) is not None
+    with pytest.raises(WeightLoadError, match="torchvision"):
+        create_backbone("tsn_resnet18", preact=True, pretrained=state)

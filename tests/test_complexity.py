@@ -45,3 +45,17 @@ def test_unified_analysis_table_2_flops_at_32_frames_256px(name: str, expected: 
     with torch.device("meta"):  # no memory, no arithmetic: just shapes
         net = create_backbone(name)
     assert complexity(net, (1, 3, 32, 256, 256))["gflops"] == pytest.approx(expected, rel=0.01)
+
+
+def test_s3d_three_by_three_layout_costs_what_torchvision_documents_for_its_s3d() -> None:
+    """torchvision's S3D (Kinetics-400 weights' meta: 8,320,048 params, 17.979 GFLOPs at
+    16×224²) is the separable 3×3-branch layout with a separable stem; ours gives the same."""
+    import torchvision
+
+    meta = torchvision.models.video.S3D_Weights.KINETICS400_V1.meta
+    with torch.device("meta"):
+        net = create_backbone("s3d_inception", s3d_all_branches=False)
+    result = complexity(net, (1, 3, 16, 224, 224))
+    logits = 1024 * 400 + 400  # torchvision's classifier: a 1×1×1 conv 1024 → 400 with bias
+    assert round(result["params_m"] * 1e6) + logits == meta["num_params"]
+    assert result["gflops"] == pytest.approx(meta["_ops"], abs=0.002)

@@ -109,8 +109,12 @@ def test_baseline_comparison_from_a_predictions_file(synthetic_root, tmp_path) -
     torch.manual_seed(1)
     analysis = ConfusionAnalysis(baseline=str(baseline_out / "test_predictions.pt"),
                                  dirpath=str(tmp_path / "model"))
-    trainer(tmp_path, [analysis]).test(tiny_model(dm.num_classes, temporal="none"), dm)
+    (results,) = trainer(tmp_path, [analysis]).test(
+        tiny_model(dm.num_classes, temporal="none"), dm)
     assert set(analysis.comparison) == {"improved", "worsened", "groups"}
+    for group, before, after, gain in analysis.comparison["groups"]:  # dfb Table 2
+        assert gain == pytest.approx(after - before)
+        assert results[f"test/group_gain/{group}"] == pytest.approx(gain)
     for row in analysis.comparison["improved"]:
         assert row.model < row.baseline
     assert_image(tmp_path / "model" / "test_confusion_vs_baseline.png")

@@ -274,3 +274,18 @@ def test_sweep_pair_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = sweep.measures(path)["avg"]
     assert result["acc"] == 0.0 and result["reversal"] == 0.0 and result["detail"] == 100.0
     assert result["clip"] == 25.0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*/u2s/stage*.yaml")),
+                         ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_u2s_paper_configs_follow_the_paper(path: Path) -> None:
+    """u2s §III-A pre-activation ResNet, the stage freezing callback, and in stage 2 N from
+    the dataset's top-N standard (§IV-B)."""
+    config = yaml.safe_load(path.read_text())
+    assert config["model"]["init_args"]["backbone"]["init_args"]["preact"] is True
+    callbacks = {c["class_path"].rsplit(".", 1)[1]: c.get("init_args", {})
+                 for c in config["trainer"]["callbacks"]}
+    assert "U2SStageFreezing" in callbacks
+    if path.stem == "stage2":
+        standard = callbacks["CategorySimilarityCallback"]["top_n_standard"]
+        assert standard == path.parent.parent.name  # something_v2 / ucf101 / hmdb51

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lightning_modules.callbacks import U2SStageFreezing
 from models import VideoResNet
 from models.heads import DFBHead, GAPHead, U2SHead
-from models.heads.u2s import binarize_similarity
+from models.heads.u2s import binarize_similarity, weight_similarity
 
 NUM_CLASSES = 6
 CLIP = (2, 3, 8, 64, 64)  # stage4 4×4, stage5 2×2: enough room for argmax locations
@@ -47,6 +48,33 @@ def test_dfb_comb_is_sum_and_loss_is_four_terms(temporal, local_branch, clip):
         torch.testing.assert_close(losses[f"loss_{branch}"], value)
     torch.testing.assert_close(losses["loss"], sum(expected.values()))
     assert set(losses) == {"loss", "loss_comb", "loss_avg", "loss_max", "loss_xchannel"}
+
+
+@pytest.mark.parametrize("local_branch", [True, False])
+def test_2d_dfb_clip_scores_are_the_mean_of_its_per_frame_scores(local_branch, clip):
+    """dfb §3.2 / §4.2: on a 2D (TSN) backbone every frame is scored alone, then averaged."""
+    torch.manual_seed(0)
+    backbone = tiny_backbone("none")
+    assert backbone.is_2d and not tiny_backbone("i3d").is_2d
+    head = DFBHead(backbone, NUM_CLASSES, filters_per_class=3, local_branch=local_branch).eval()
+    assert head.per_frame
+    with torch.no_grad():
+        out = head(features_of(backbone, clip))
+        # each frame as its own one-frame clip through backbone and head
+        per_frame = [head(features_of(backbone, clip[:, :, t : t + 1])) for t in
+                     range(clip.shape[2])]
+    for branch in head.branches:
+        expected = torch.stack([o.logits[branch] for o in per_frame]).mean(0)
+        torch.testing.assert_close(out.logits[branch], expected, rtol=1e-4, atol=1e-5)
+    # the extras name each filter's strongest frame and its place in that frame
+    responses = torch.stack([o.extras["filter_response"] for o in per_frame], 1)  # [B, T, F]
+    strongest, frame = responses.max(1)
+    torch.testing.assert_close(out.extras["filter_response"], strongest)
+    location = out.extras["filter_location"]
+    assert torch.equal(location[..., 0], frame)
+    for b, f in ((0, 0), (1, 5)):
+        t = int(frame[b, f])
+        assert torch.equal(location[b, f, 1:], per_frame[t].extras["filter_location"][b, f, 1:])
 
 
 @pytest.mark.parametrize("local_branch", [True, False])
@@ -254,9 +282,18 @@ def _frozen(module: nn.Module) -> bool:
     return not any(p.requires_grad for p in module.parameters())
 
 
-def test_u2s_stage1_universal_only(clip):
+def _stage_model(stage: int, **options) -> nn.Module:
+    """A backbone + U2S head pair as the recognizer holds them, frozen by the stage callback."""
     backbone = tiny_backbone()
-    head = U2SHead(backbone, NUM_CLASSES, stage=1)
+    model = nn.ModuleDict({"backbone": backbone,
+                           "head": U2SHead(backbone, NUM_CLASSES, stage=stage, **options)})
+    U2SStageFreezing().freeze_before_training(model)
+    return model
+
+
+def test_u2s_stage1_universal_only(clip):
+    model = _stage_model(1)
+    backbone, head = model["backbone"], model["head"]
     out = head(backbone(clip))
     assert set(out.logits) == {"universal"} and out.final == "universal"
     assert set(head.loss(out, torch.tensor([0, 1]))) == {"loss", "loss_universal"}
@@ -265,26 +302,30 @@ def test_u2s_stage1_universal_only(clip):
 
 
 def test_u2s_stage2_freezes_universal_network(clip):
-    backbone = tiny_backbone()
-    head = U2SHead(backbone, NUM_CLASSES, stage=2, transition_stage="stage3")
+    model = _stage_model(2, transition_stage="stage3")
+    backbone, head = model["backbone"], model["head"]
     assert head.csn_input_stage == "stage2" and list(head.csn.stages) == [
         "stage3",
         "stage4",
         "stage5",
     ]
-    model = nn.ModuleDict({"backbone": backbone, "head": head}).train()
     assert _frozen(backbone) and _frozen(head.universal_fc)
     assert _trainable(head.csn) and _trainable(head.mask_conv) and _trainable(head.specific_fc)
-    assert not head.universal_dropout.training
+    assert not backbone.training and not head.universal_dropout.training
     running = backbone.stage1.bn.running_mean.clone()
     with pytest.warns(UserWarning, match="not set"):  # no CSM yet: told, not silent
         out = head(backbone(clip))
-    assert not backbone.training  # the pre-hook keeps the frozen UN's BatchNorm in eval mode
-    assert torch.equal(backbone.stage1.bn.running_mean, running)
+    assert torch.equal(backbone.stage1.bn.running_mean, running)  # eval: statistics kept
     head.loss(out, torch.tensor([0, 1]))["loss"].backward()
     assert all(p.grad is None for p in backbone.parameters())
-    assert head.csn.stages["stage5"].blocks[0].conv1.weight.grad is not None
-    assert model.head is head
+
+
+def test_u2s_stage2_without_the_freezing_callback_warns(clip):
+    backbone = tiny_backbone()
+    head = U2SHead(backbone, NUM_CLASSES, stage=2)
+    head.set_csm(torch.eye(NUM_CLASSES))
+    with pytest.warns(UserWarning, match="U2SStageFreezing"):
+        head.train()(backbone.train()(clip))
 
 
 def test_u2s_stage3_trains_everything():
@@ -329,3 +370,22 @@ def test_branches_and_final_branch_are_known_before_forward(make, clip):
     with torch.no_grad():
         out = head(features_of(backbone, clip))
     assert tuple(out.logits) == head.branches and out.final == head.final_branch
+
+
+def test_u2s_regulariser_similarity_cosine_and_eq2_form():
+    """u2s eq. 4: S^w in [0, 1], 1 on the diagonal; clamped cosine (default) vs eq. 2's form."""
+    w = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])  # orthogonal, then opposite to w_0
+    cosine = weight_similarity(w)
+    torch.testing.assert_close(cosine, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0],
+                                                     [0.0, 0.0, 1.0]]))
+    eq2 = weight_similarity(w, "distance", "euclidean")  # 1 − ‖ŵ_i − ŵ_j‖ / 2
+    half = 1 - 2**0.5 / 2
+    torch.testing.assert_close(eq2, torch.tensor([[1.0, half, 0.0], [half, 1.0, half],
+                                                  [0.0, half, 1.0]]))
+    for distance in ("l1", "cosine"):
+        s = weight_similarity(torch.randn(5, 7), "distance", distance)
+        assert s.min() >= 0 and s.max() <= 1 and torch.allclose(s.diagonal(), torch.ones(5))
+    backbone = tiny_backbone()
+    head = U2SHead(backbone, NUM_CLASSES, reg_similarity="distance", distance="euclidean")
+    expected = weight_similarity(head.mask_conv.weight.flatten(1), "distance", "euclidean")
+    torch.testing.assert_close(head.weight_similarity(), expected)

@@ -107,3 +107,14 @@ def test_bad_arguments_are_named() -> None:
         SyntheticFineGrainedDataModule(num_contexts=9)
     with pytest.raises(ValueError, match="test_crops"):
         SyntheticFineGrainedDataModule(test_crops=4)
+
+
+def test_first_context_picks_other_contexts_for_a_transfer_target(tmp_path) -> None:
+    source = SyntheticFineGrainedDataModule(data_dir=str(tmp_path), num_contexts=2)
+    target = SyntheticFineGrainedDataModule(data_dir=str(tmp_path), num_contexts=2,
+                                            first_context=2)
+    assert {c.split("-")[0] for c in target.classes} == {"gradient", "rings"}
+    assert not set(source.classes) & set(target.classes)
+    assert source.root != target.root  # its own generated videos
+    with pytest.raises(ValueError, match="first_context"):
+        SyntheticFineGrainedDataModule(data_dir=str(tmp_path), num_contexts=3, first_context=2)

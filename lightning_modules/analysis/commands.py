@@ -3,8 +3,9 @@
 - ``contribution --model A --baseline TSN [--metric KEY]`` — Φ and Ψ (unified-analysis eq. 1)
   from two result files (``*_metrics.json``, CSVLogger ``metrics.csv`` or predictions files);
   several ``--model/--baseline`` pairs also give the averages Φ̄, Ψ̄ (Table 7).
-- ``confusion PREDICTIONS [--groups FILE] [--top N] [--out DIR]`` — most-confused pairs,
-  per-class and per-group accuracy, confusion-matrix PNG, from one predictions file.
+- ``confusion PREDICTIONS [--groups FILE [--baseline FILE]] [--top N] [--out DIR]`` —
+  most-confused pairs, per-class and per-group accuracy (with ``--baseline``: and its gain over
+  the baseline, dfb Table 2), confusion-matrix PNG, from one predictions file.
 - ``compare BASELINE MODEL [--groups FILE] [--top N] [--out DIR]`` — two models on the same
   test set: pairs confused less / more with both counts (dfb Table 3), per-group improvement
   (dfb Table 2), both confusion matrices side by side (dfb Fig. 3).
@@ -43,6 +44,7 @@ from lightning_modules.analysis.contribution import (
 )
 from lightning_modules.analysis.fusion import accuracy_table, fuse
 from lightning_modules.analysis.predictions import load_predictions, save_predictions
+from models.heads.u2s import weight_similarity
 
 
 def _matrix(predictions: dict, rows: Tensor | None = None) -> Tensor:
@@ -55,14 +57,14 @@ def _matrix(predictions: dict, rows: Tensor | None = None) -> Tensor:
 
 def mask_weight_similarity(checkpoint: str | Path) -> Tensor:
     """``S^w`` (u2s eq. 4) from a checkpoint's U2S mask-network weight, without building the
-    model: cosine similarity of the rows of ``*mask_conv.weight``, clamped at 0."""
+    model: the clamped cosine similarity of the rows of ``*mask_conv.weight``
+    (:func:`models.heads.u2s.weight_similarity`, the head's default)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     keys = [k for k in state if k.endswith("mask_conv.weight")]
     if not keys:
         raise KeyError(f"{checkpoint} has no U2S mask network weight (*mask_conv.weight)")
-    w = torch.nn.functional.normalize(state[keys[0]].float().flatten(1), dim=1)
-    return (w @ w.T).clamp(min=0.0)
+    return weight_similarity(state[keys[0]].float().flatten(1))
 
 
 def _label(path: str) -> str:
@@ -111,27 +113,54 @@ def _confusion(args: argparse.Namespace) -> int:
     if args.groups:
         groups = per_group_accuracy(matrix, names, load_class_groups(args.groups))
         write_table(out / "per_group_accuracy.csv", ["group", "accuracy"], list(groups.items()))
+        if args.baseline:
+            base_matrix, matrix_aligned, _ = _aligned_matrices(args.baseline, args.predictions)
+            _group_gains(base_matrix, matrix_aligned, names, args.groups, out)
+        else:
+            print("per-group top-1 (mean of the group's class accuracies):")
+            for group, value in groups.items():
+                print(f"  {group}: {100 * value:.1f}")
+    elif args.baseline:
+        raise SystemExit("--baseline compares per-group accuracy: give --groups too")
     title = f"confusion matrix: {_label(args.predictions)}"
     write_image(out / "confusion.png", confusion_figure(matrix, names, title=title))
     print(f"written to {out}")
     return 0
 
 
+def _aligned_matrices(baseline: str, model: str) -> tuple[Tensor, Tensor, list[str]]:
+    """Confusion matrices of two predictions files over the same test split, the baseline's
+    rows aligned to the model's videos by video id (the files may list them in any order)."""
+    base, ours = load_predictions(baseline), load_predictions(model)
+    if base["class_names"] != ours["class_names"]:
+        raise SystemExit("the two prediction files have different class lists")
+    position = {v: i for i, v in enumerate(base["video_ids"])}
+    missing = [v for v in ours["video_ids"] if v not in position]
+    if missing:
+        raise SystemExit(f"the baseline lacks {len(missing)} videos, e.g. {missing[:3]}")
+    rows = torch.tensor([position[v] for v in ours["video_ids"]], dtype=torch.long)
+    return _matrix(base, rows), _matrix(ours), list(ours["class_names"])
+
+
+def _group_gains(base_matrix: Tensor, model_matrix: Tensor, names: list[str], groups_file: str,
+                 out: Path) -> None:
+    """dfb Table 2: per-group accuracy of baseline and model and the gain, printed and
+    written to ``out/group_accuracy.csv`` (largest gain first)."""
+    from lightning_modules.analysis.report import write_table
+
+    table = compare_group_accuracy(base_matrix, model_matrix, names,
+                                   load_class_groups(groups_file))
+    print("per-group top-1 (baseline -> model, gain; mean of the group's class accuracies):")
+    for group, before, after, gain in table:
+        print(f"  {group}: {100 * before:.1f} -> {100 * after:.1f} ({100 * gain:+.1f})")
+    write_table(out / "group_accuracy.csv", ["group", "baseline", "model", "improvement"], table)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from lightning_modules.analysis.figures import compare_confusion_figure
     from lightning_modules.analysis.report import write_image, write_table
 
-    base, model = load_predictions(args.baseline), load_predictions(args.model)
-    if base["class_names"] != model["class_names"]:
-        raise SystemExit("the two prediction files have different class lists")
-    names = model["class_names"]
-    # align the baseline's rows to the model's videos (same test split, maybe another order)
-    position = {v: i for i, v in enumerate(base["video_ids"])}
-    missing = [v for v in model["video_ids"] if v not in position]
-    if missing:
-        raise SystemExit(f"the baseline lacks {len(missing)} videos, e.g. {missing[:3]}")
-    rows = torch.tensor([position[v] for v in model["video_ids"]], dtype=torch.long)
-    base_matrix, model_matrix = _matrix(base, rows), _matrix(model)
+    base_matrix, model_matrix, names = _aligned_matrices(args.baseline, args.model)
     out = Path(args.out)
     comparison = compare_confusions(base_matrix, model_matrix, names, args.top)
     for kind in ("improved", "worsened"):
@@ -141,10 +170,7 @@ def _compare(args: argparse.Namespace) -> int:
         write_table(out / f"pairs_{kind}.csv", ["true", "predicted", "baseline", "model"],
                     [[r.true, r.predicted, r.baseline, r.model] for r in comparison[kind]])
     if args.groups:
-        table = compare_group_accuracy(base_matrix, model_matrix, names,
-                                       load_class_groups(args.groups))
-        write_table(out / "group_accuracy.csv", ["group", "baseline", "model", "improvement"],
-                    table)
+        _group_gains(base_matrix, model_matrix, names, args.groups, out)
     titles = tuple(args.names) if args.names else (_label(args.baseline), _label(args.model))
     write_image(out / "confusion_compare.png",
                 compare_confusion_figure(base_matrix, model_matrix, names, titles))
@@ -211,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_contribution)
     p = sub.add_parser("confusion", help="confusion analysis of one predictions file")
     p.add_argument("predictions")
-    p.add_argument("--groups", help="class→group map (JSON or CSV class,group)")
+    p.add_argument("--groups", help="class→group map (JSON or CSV class,group), e.g. "
+                   "Kinetics' parent classes")
+    p.add_argument("--baseline", help="a baseline's predictions file on the same test set: "
+                   "also the per-group gain over it (dfb Table 2)")
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--out", default="analysis")
     p.set_defaults(run=_confusion)

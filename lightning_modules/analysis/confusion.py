@@ -96,19 +96,29 @@ def per_class_accuracy(matrix: Tensor) -> Tensor:
 def normalize_groups(groups: ClassGroups, class_names: Sequence[str]) -> dict[str, list[int]]:
     """Either direction of a class→group map → ``{group: [class ids]}`` (group order kept).
 
-    Raises ``KeyError`` naming a class the map has that ``class_names`` lacks.
+    Class names match exactly or else ignoring case, quotes and ``_`` vs space (Kinetics'
+    parent-class lists and the annotation CSVs spell them differently). Raises ``KeyError``
+    naming a class the map has that ``class_names`` lacks.
     """
     position = {name: i for i, name in enumerate(class_names)}
+    # published group files spell classes their own way ("riding a bike" / "riding_a_bike")
+    loose = {_loose(name): i for i, name in enumerate(class_names)}
     result: dict[str, list[int]] = {}
     for key, value in groups.items():
         # {class: group} has string values; {group: [classes]} has lists
         group, members = (value, [key]) if isinstance(value, str) else (key, list(value))
         for member in members:
-            if member not in position:
+            index = position.get(member, loose.get(_loose(member)))
+            if index is None:
                 raise KeyError(f"class {member!r} of group {group!r} is not one of the "
                                f"{len(class_names)} classes")
-            result.setdefault(group, []).append(position[member])
+            result.setdefault(group, []).append(index)
     return result
+
+
+def _loose(name: str) -> str:
+    """A class name compared ignoring case, surrounding quotes and ``_`` vs space."""
+    return " ".join(name.strip().strip('"').replace("_", " ").lower().split())
 
 
 def load_class_groups(path: str | Path) -> dict[str, list[str]]:

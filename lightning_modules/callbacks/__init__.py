@@ -1,6 +1,10 @@
 """Callbacks for what is not training: U2S category similarity, confusion analysis, visuals."""
 
-from lightning_modules.callbacks.csm import CategorySimilarityCallback, InitWeightsFromCheckpoint
+from lightning_modules.callbacks.csm import (
+    CategorySimilarityCallback,
+    InitWeightsFromCheckpoint,
+    U2SStageFreezing,
+)
 from lightning_modules.callbacks.evaluation import (
     AccuracyVsClips,
     ConfusionAnalysis,
@@ -17,6 +21,7 @@ from lightning_modules.callbacks.visualization import (
 __all__ = [
     "CategorySimilarityCallback",
     "InitWeightsFromCheckpoint",
+    "U2SStageFreezing",
     # evaluation and analysis (issue 6)
     "AccuracyVsClips",
     "ConfusionAnalysis",

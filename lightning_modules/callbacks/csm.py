@@ -7,6 +7,14 @@ rank runs its shard of the training set (each video on one rank, once) through t
 per-class sparsity sums are summed over ranks, and every rank sets the same CSM. The CSM lives in
 the head's buffers, so the checkpoints that follow carry it and stage 3 (resumed from stage 2) does
 not recompute it.
+
+The number of confusing categories ``N`` (the mean number of positives per CSM column) depends on
+the dataset (u2s §IV-B): the smallest ``N`` whose top-``N`` accuracy of the trained universal
+network reaches a high standard — 85 % on Something-Something v2, 95 % on UCF101 and Stanford
+Cars, 90 % on HMDB51 and Stanford Dogs (:data:`TOP_N_STANDARDS`). With ``top_n_standard`` the
+callback measures the universal network's top-``N`` accuracy on the validation set (every
+validation video once over all ranks) and sets the head's ``num_confusing`` before the CSM is
+binarised; without it the head's fixed ``num_confusing`` is used.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import BaseFinetuning
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
+
+from lightning_modules.evaluation import ResultAccumulator
 
 # a few viridis anchor colours: a perceptually ordered dark-to-bright ramp without matplotlib
 _VIRIDIS = torch.tensor(
@@ -62,6 +73,49 @@ def csm_figure(similarity: Tensor, csm: Tensor, min_size: int = 256) -> Tensor:
     return torch.cat([left, gap, right], dim=2)
 
 
+#: u2s §IV-B: the top-N accuracy the universal network must reach for N confusing categories
+TOP_N_STANDARDS: dict[str, float] = {
+    "something_v2": 0.85,
+    "ucf101": 0.95,
+    "stanford_cars": 0.95,
+    "hmdb51": 0.90,
+    "stanford_dogs": 0.90,
+}
+
+
+def top_n_accuracy(scores: Tensor, label: Tensor) -> Tensor:
+    """``[M]`` top-``n`` accuracy for ``n = 1 .. M`` of ``scores`` ``[N, M]`` against ``label``.
+
+    A video counts as top-``n`` correct when fewer than ``n`` classes score strictly higher than
+    its true class.
+    """
+    true_score = scores.gather(1, label[:, None])
+    rank = (scores > true_score).sum(1)  # [N], 0 = top-1 correct
+    counts = torch.bincount(rank, minlength=scores.shape[1]).cumsum(0)
+    return counts.double() / max(1, label.numel())
+
+
+def choose_num_confusing(top_n: Sequence[float] | Tensor, standard: float) -> int:
+    """u2s §IV-B: the smallest ``N`` whose top-``N`` accuracy (``top_n[N - 1]``) reaches
+    ``standard`` (a fraction), so that ``N`` candidates include most confusing categories."""
+    values = torch.as_tensor(top_n, dtype=torch.float64)
+    if not 0.0 < standard <= 1.0:
+        raise ValueError(f"standard must be a fraction in (0, 1], got {standard}")
+    reached = torch.nonzero(values >= standard - 1e-12).flatten()
+    return int(reached[0]) + 1 if reached.numel() else int(values.numel())
+
+
+def resolve_standard(standard: float | str | None) -> float | None:
+    """A top-N standard given as a fraction or as a dataset name of :data:`TOP_N_STANDARDS`."""
+    if standard is None or isinstance(standard, float | int):
+        return None if standard is None else float(standard)
+    key = standard.lower().replace("-", "_")
+    if key not in TOP_N_STANDARDS:
+        raise ValueError(f"top_n_standard {standard!r} is neither a fraction nor one of "
+                         f"{sorted(TOP_N_STANDARDS)}")
+    return TOP_N_STANDARDS[key]
+
+
 def _find_u2s_head(pl_module: nn.Module) -> nn.Module | None:
     head = getattr(pl_module, "head", None)
     if head is not None and hasattr(head, "compute_csm"):
@@ -81,6 +135,10 @@ class CategorySimilarityCallback(pl.Callback):
             training set, as in the paper).
         recompute: compute even when the head already has a CSM.
         in_stage1: also compute in stage 1 (e.g. to inspect the CSM of a pretrained network).
+        top_n_standard: choose ``N`` (the head's ``num_confusing``) as the smallest ``N``
+            whose top-``N`` validation accuracy of the universal network reaches this fraction,
+            or a dataset name of :data:`TOP_N_STANDARDS` (u2s §IV-B: ``something_v2`` 0.85,
+            ``ucf101`` 0.95, ``hmdb51`` 0.90); ``None``: keep the head's fixed ``num_confusing``.
         log_key: name of the logged image and the PNG's stem.
         backbone_attr: attribute of the LightningModule holding the backbone.
         video_key / label_key: batch keys (the project's loaders yield dicts); tuple batches
@@ -95,6 +153,7 @@ class CategorySimilarityCallback(pl.Callback):
         max_batches: int | None = None,
         recompute: bool = False,
         in_stage1: bool = False,
+        top_n_standard: float | str | None = None,
         log_key: str = "u2s/csm",
         backbone_attr: str = "backbone",
         video_key: str = "video",
@@ -106,6 +165,9 @@ class CategorySimilarityCallback(pl.Callback):
         self.max_batches = max_batches
         self.recompute = recompute
         self.in_stage1 = in_stage1
+        self.top_n_standard = resolve_standard(top_n_standard)
+        #: after a CSM computation with ``top_n_standard``: ``[M]`` top-n validation accuracy
+        self.top_n: Tensor | None = None
         self.log_key = log_key
         self.backbone_attr = backbone_attr
         self.video_key = video_key
@@ -123,6 +185,8 @@ class CategorySimilarityCallback(pl.Callback):
         if bool(head.csm_is_set) and not self.recompute:
             rank_zero_info("CategorySimilarityCallback: the U2S head already has a CSM; kept")
             return
+        if self.top_n_standard is not None:
+            self.choose_num_confusing(trainer, pl_module, head)
         self.compute(trainer, pl_module, head)
         self.log_heatmap(trainer, head)
 
@@ -136,6 +200,47 @@ class CategorySimilarityCallback(pl.Callback):
             f"CategorySimilarityCallback cannot find video and label in a {type(batch).__name__} "
             f"batch; set video_key/label_key"
         )
+
+    @torch.no_grad()
+    def choose_num_confusing(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             head: nn.Module) -> int:
+        """Set ``head.num_confusing`` from the universal network's top-N validation accuracy.
+
+        Every validation video is scored once over all ranks (:meth:`_statistics_loader`), the
+        rows gathered by :class:`~lightning_modules.evaluation.ResultAccumulator`; every rank
+        gets the same ``N``.
+        """
+        standard = self.top_n_standard
+        if standard is None:
+            raise ValueError("choose_num_confusing needs top_n_standard")
+        loader = trainer.val_dataloaders
+        if isinstance(loader, Sequence):
+            loader = loader[0] if loader else None
+        if loader is None:
+            raise RuntimeError("CategorySimilarityCallback(top_n_standard=...) needs the "
+                               "validation loader; give the datamodule a val split")
+        rows = ResultAccumulator()
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            for batch in self._statistics_loader(trainer, loader):
+                batch = pl_module._apply_batch_transfer_handler(batch)
+                video, label = self._split_batch(batch)
+                features = getattr(pl_module, self.backbone_attr)(video)
+                universal = head.universal_logits(features)
+                rows.append(batch["index"], label=label, universal=universal)
+            gathered = rows.gather(pl_module)
+        finally:
+            pl_module.train(was_training)
+        self.top_n = top_n_accuracy(gathered["universal"].float(), gathered["label"])
+        head.num_confusing = choose_num_confusing(self.top_n, standard)
+        n = head.num_confusing
+        rank_zero_info(
+            f"CategorySimilarityCallback: N={n} confusing categories (top-{n} validation "
+            f"accuracy {100 * float(self.top_n[n - 1]):.1f} % >= "
+            f"{100 * standard:.0f} %; top-1 {100 * float(self.top_n[0]):.1f} %, "
+            f"over {len(gathered['label'])} videos)")
+        return n
 
     @staticmethod
     def _statistics_loader(trainer: pl.Trainer, loader: Any) -> Any:
@@ -224,6 +329,54 @@ class CategorySimilarityCallback(pl.Callback):
             rank_zero_info(f"CategorySimilarityCallback: heat map written to {self.image_path}")
 
 
+class U2SStageFreezing(BaseFinetuning):
+    """The U2S three-stage schedule (u2s §IV-B) as freezing: what the head's ``stage`` does not
+    train gets no gradients, stays out of the optimiser (built from trainable parameters only)
+    and is kept in eval mode, so BatchNorm statistics and dropout stay as the previous stage left
+    them.
+
+    - stage 1: the mask and category-specific networks (``head.specific_modules``; not run);
+    - stage 2: the universal network — the backbone and ``head.universal_modules``;
+    - stage 3: nothing (joint training).
+
+    Args:
+        backbone_attr: attribute of the LightningModule holding the backbone.
+    """
+
+    def __init__(self, backbone_attr: str = "backbone") -> None:
+        super().__init__()
+        self.backbone_attr = backbone_attr
+        self.frozen: list[nn.Module] = []
+
+    def frozen_modules(self, pl_module: pl.LightningModule) -> list[nn.Module]:
+        """The modules the model's U2S head's stage leaves untrained."""
+        head = _find_u2s_head(pl_module)
+        if head is None:
+            rank_zero_warn("U2SStageFreezing: the model has no U2SHead; nothing is frozen")
+            return []
+        if head.stage == 1:
+            return list(head.specific_modules)
+        if head.stage == 2:
+            return [getattr(pl_module, self.backbone_attr), *head.universal_modules]
+        return []
+
+    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
+        self.frozen = self.frozen_modules(pl_module)
+        self.freeze(self.frozen, train_bn=False)
+        for module in self.frozen:
+            module.eval()
+
+    def finetune_function(self, pl_module: pl.LightningModule, epoch: int,
+                          optimizer: torch.optim.Optimizer) -> None:
+        """Nothing thaws within a run: each stage is its own run from the previous weights."""
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        # anything may have called .train() since (Lightning's loops, the CSM callback)
+        for module in self.frozen:
+            module.eval()
+
+
 class InitWeightsFromCheckpoint(pl.Callback):
     """Start a fit from another run's *weights only* (the U2S stage chain, u2s §IV-B).
 
@@ -263,8 +416,13 @@ class InitWeightsFromCheckpoint(pl.Callback):
 
 
 __all__ = [
+    "TOP_N_STANDARDS",
     "CategorySimilarityCallback",
     "InitWeightsFromCheckpoint",
+    "U2SStageFreezing",
+    "choose_num_confusing",
     "csm_figure",
     "heatmap_image",
+    "resolve_standard",
+    "top_n_accuracy",
 ]

@@ -188,7 +188,8 @@ class ConfusionAnalysis(pl.Callback):
     ``test/group_acc1/<group>`` scalars). With ``baseline`` (a predictions file of another model
     on the same test set, e.g. the GAP baseline's ``test_predictions.pt``), also the pairs this
     model confuses less / more than the baseline with both counts (dfb Table 3), the per-group
-    improvement (dfb Table 2) and both confusion matrices side by side (dfb Fig. 3).
+    improvement (dfb Table 2, also as ``test/group_gain/<group>`` scalars) and both confusion
+    matrices side by side (dfb Fig. 3).
 
     Args:
         top_pairs: pairs to list.
@@ -249,6 +250,10 @@ class ConfusionAnalysis(pl.Callback):
             if groups:
                 self.comparison["groups"] = compare_group_accuracy(
                     baseline_matrix, self.matrix, names, groups)
+                if self.log_group_scalars:
+                    for group, _, _, gain in self.comparison["groups"]:
+                        if gain == gain:  # NaN: a group without test videos
+                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=False)
         if trainer.is_global_zero:
             self._report(trainer, names, baseline_matrix)
 

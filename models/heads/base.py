@@ -37,6 +37,11 @@ class Head(nn.Module):
 
     #: branches that get their own cross-entropy term in the default loss
     loss_branches: tuple[str, ...] = ()
+    #: parameters / buffers (name prefixes) whose shape follows the class count: fine-tuning onto
+    #: another class count re-initialises them together (``VideoRecognizer(init_weights=…)``)
+    classifier_layers: tuple[str, ...] = ()
+    #: the linear layer that plays a plain network's classifier (torchvision's ``fc``)
+    source_classifier: str | None = None
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -56,6 +61,11 @@ class Head(nn.Module):
         ``test/acc1_video`` read it), fixed by the head's configuration and equal to every
         forward's ``HeadOutput.final``. Default: the first of ``branches``."""
         return self.branches[0]
+
+    def backbone_copies(self) -> dict[str, nn.Module]:
+        """Child modules (by name) that start as copies of the backbone's stages; loading other
+        weights into the backbone later (``init_weights``) copies them again."""
+        return {}
 
     def loss(self, output: HeadOutput, target: Tensor) -> dict[str, Tensor]:
         branches = self.loss_branches or tuple(output.logits)

@@ -12,6 +12,12 @@ Three branches over the backbone's features (dfb §3, Fig. 2):
   filter bank reads this volume instead of ``stage5``.
 
 Loss (eq. 1): ``L = L_comb + L_avg + L_max + L_xchannel``.
+
+On a 2D backbone (``backbone.is_2d``: TSN, dfb §3.2 / §4.2) the head runs on every frame alone —
+each frame is an image, its filter-bank max spans that frame's H×W — and every branch's scores
+are averaged over the frames (TSN's average consensus). So training on 3 segments and testing on
+20 changes only how many frames are averaged, never what a max spans, and the 20-segment ×
+10-crop test is 200 independent views. On a 3D backbone the max spans the clip's T×H×W.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from einops import reduce
+from einops import rearrange, reduce, repeat
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -56,6 +62,10 @@ class DFBHead(Head):
         global_stage: stage feeding the global branch.
         local_stage: stage the local branch starts from and that is concatenated as skip.
 
+    On a 2D backbone (``per_frame``, from ``backbone.is_2d``) every branch's ``[B, C]`` scores
+    are the mean over frames of each frame's own scores (see the module docstring); the extras
+    then give each filter's strongest frame (``t``) and its ``(y, x)`` in that frame.
+
     Forward input: the backbone's stage dict (``[B, C_s, T, H, W]`` per stage).
     Output logits: ``avg``, ``xchannel``, ``max``, ``comb``, each ``[B, num_classes]``; final
     ``comb``. Extras: ``filter_response`` ``[B, C·N]`` (max response of each filter, after bias)
@@ -65,6 +75,8 @@ class DFBHead(Head):
     """
 
     loss_branches = ("comb", "avg", "max", "xchannel")
+    classifier_layers = ("fc_avg", "fc_max", "filters_main", "filters_skip", "filters_bias")
+    source_classifier = "fc_avg"
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -98,6 +110,8 @@ class DFBHead(Head):
                 raise ValueError(f"backbone has no stage {stage!r}; it has {sorted(channels)}")
 
         self.filters_per_class = filters_per_class
+        #: score every frame alone and average (TSN consensus, dfb §3.2 / §4.2) on 2D backbones
+        self.per_frame = bool(getattr(backbone, "is_2d", False))
         self.local_branch = local_branch
         self.global_stage = global_stage
         self.local_stage = local_stage
@@ -111,6 +125,7 @@ class DFBHead(Head):
         if local_branch:
             # §3.3 / §4.2: a separate stage-5 copy, randomly initialised by default
             self.local = backbone.copy_stages(global_stage, global_stage)
+            self.local_init = local_init
             if local_init == "backbone":
                 load_backbone_stage_weights(backbone, self.local)
             skip_channels = channels[local_stage]
@@ -127,6 +142,9 @@ class DFBHead(Head):
         # §3.2: the dense layer over all C·N max responses
         self.fc_max = nn.Linear(num_filters, num_classes)
         self._reset_head_parameters(skip_channels + global_channels)
+
+    def backbone_copies(self) -> dict[str, nn.Module]:
+        return {"local": self.local} if getattr(self, "local_init", "") == "backbone" else {}
 
     def _reset_head_parameters(self, filter_fan_in: int) -> None:
         # Same init as GAPHead's classifier for the dense layers. The filters get the default
@@ -175,7 +193,33 @@ class DFBHead(Head):
         return response + self.filters_bias, flat_index, grid
 
     def forward(self, features: dict[str, Tensor]) -> HeadOutput:
-        """Stage dict → ``HeadOutput`` with ``avg``/``xchannel``/``max``/``comb`` ``[B, C]``."""
+        """Stage dict → ``HeadOutput`` with ``avg``/``xchannel``/``max``/``comb`` ``[B, C]``.
+
+        On a 2D backbone (``per_frame``) every frame is scored alone and the scores averaged
+        over frames (TSN consensus); otherwise the filter bank's max spans all of T×H×W.
+        """
+        if not self.per_frame:
+            return self._score(features)
+        frames = features[self.global_stage].shape[2]
+        stages = (self.global_stage, self.local_stage) if self.local_branch else (
+            self.global_stage,)
+        folded = {name: rearrange(features[name], "b c t h w -> (b t) c 1 h w")
+                  for name in stages}
+        output = self._score(folded)
+        logits = {branch: reduce(z, "(b t) k -> b k", "mean", t=frames)
+                  for branch, z in output.logits.items()}
+        # for the visualisers: each filter's strongest frame and where in it the filter fired
+        response = rearrange(output.extras["filter_response"], "(b t) f -> b t f", t=frames)
+        location = rearrange(output.extras["filter_location"], "(b t) f d -> b t f d",
+                             t=frames)
+        response, frame = response.max(dim=1)  # [B, C·N]
+        location = location.gather(1, repeat(frame, "b f -> b 1 f d", d=3)).squeeze(1)
+        location[..., 0] = frame
+        return HeadOutput(logits=logits, final=self.final_branch,
+                          extras={"filter_response": response, "filter_location": location})
+
+    def _score(self, features: dict[str, Tensor]) -> HeadOutput:
+        """One score per clip, the filter bank's max over the clip's whole T×H×W volume."""
         pooled = reduce(features[self.global_stage], "b d t h w -> b d", "mean")
         z_avg = self.fc_avg(self.dropout(pooled))
 

@@ -21,6 +21,8 @@ class GAPHead(Head):
     """
 
     loss_branches = ("avg",)
+    classifier_layers = ("fc",)
+    source_classifier = "fc"
 
     def __init__(
         self,

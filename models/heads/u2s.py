@@ -23,6 +23,10 @@ Three-stage schedule (§IV-B "Training"), chosen by ``stage``:
 2. CSN + MN (+ their classifiers), with the CSM; the UN is frozen (no gradients, BatchNorm and
    dropout in eval mode so its statistics and its predictions stay put).
 3. Everything jointly (the paper lowers the learning rate to 1e-4 — an optimiser setting).
+
+The head only says which of its parts belong to which network (``universal_modules``,
+``specific_modules``); the freezing itself — of the backbone too, which the head does not own —
+is :class:`lightning_modules.callbacks.U2SStageFreezing` (a Lightning ``BaseFinetuning``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from torch.nn import functional as F
 from models.heads.base import Head, HeadOutput, load_backbone_stage_weights
 
 Distance = Literal["l1", "euclidean", "cosine"]
+RegSimilarity = Literal["cosine", "distance"]
 
 
 def channel_sparsity(features: Tensor) -> Tensor:
@@ -70,6 +75,39 @@ def category_similarity(sparsity: Tensor, distance: Distance = "l1") -> Tensor:
         raise ValueError(f"distance must be 'l1', 'euclidean' or 'cosine', got {distance!r}")
     similarity = (1.0 - dist).clamp(0.0, 1.0)
     return (similarity + similarity.T) / 2  # exact symmetry despite float rounding
+
+
+def weight_similarity(weight: Tensor, kind: RegSimilarity = "cosine",
+                      distance: Distance = "l1") -> Tensor:
+    """``S^w`` (u2s eq. 4) of the rows ``w_i`` of ``weight`` ``[M, D]`` → ``[M, M]`` in [0, 1].
+
+    The paper leaves ``s(·,·)`` open ("similar to eq. 2"). ``kind``:
+
+    * ``"cosine"`` (default): ``max(0, cos(w_i, w_j))``. Scale-free, so the regulariser cannot
+      be met by shrinking or growing weight norms (which ``L_M`` also shapes); zero for
+      orthogonal vectors — masks built from different features already satisfy it — and it
+      does not push pairs on towards opposite vectors, i.e. towards one mask being the other's
+      negative.
+    * ``"distance"``: eq. 2's own form ``1 − f_dist(ŵ_i, ŵ_j)`` on unit vectors ``ŵ`` with the
+      head's ``distance`` scaled into [0, 1] (``l1``: ``‖ŵ_i − ŵ_j‖₁ / 2√D``, ``euclidean``:
+      ``‖ŵ_i − ŵ_j‖₂ / 2``, ``cosine``: ``(1 − cos) / 2``). It reaches 0 only for opposite
+      vectors, so it keeps pushing orthogonal pairs apart.
+    """
+    unit = F.normalize(weight, dim=1)
+    if kind == "cosine":
+        return (unit @ unit.T).clamp(min=0.0)
+    if kind != "distance":
+        raise ValueError(f"reg_similarity must be 'cosine' or 'distance', got {kind!r}")
+    dim = unit.shape[1]
+    if distance == "l1":
+        dist = torch.cdist(unit, unit, p=1) / (2 * math.sqrt(dim))
+    elif distance == "euclidean":
+        dist = torch.cdist(unit, unit, p=2) / 2
+    elif distance == "cosine":
+        dist = (1.0 - unit @ unit.T) / 2
+    else:
+        raise ValueError(f"distance must be 'l1', 'euclidean' or 'cosine', got {distance!r}")
+    return (1.0 - dist).clamp(0.0, 1.0)
 
 
 def binarize_similarity(
@@ -104,19 +142,12 @@ def binarize_similarity(
     return csm, float(values[top].min())
 
 
-def _keep_eval(module: nn.Module, _args: tuple) -> None:
-    """Forward pre-hook for a frozen universal network: BatchNorm stats and dropout stay fixed."""
-    if module.training:
-        module.eval()
-
-
 class U2SHead(Head):
     """Universal network head + mask network + category-specific network (u2s §III).
 
     Args:
         backbone: the universal network; exposes ``out_channels``, ``stage_names`` and
-            ``copy_stages``. With ``stage=2`` its parameters are frozen here (``requires_grad``
-            off, kept in eval mode by a forward pre-hook).
+            ``copy_stages``. The head does not freeze it: ``U2SStageFreezing`` does, in stage 2.
         num_classes: ``M``.
         transition_stage: first 3D stage; the CSN is a fresh copy of ``transition_stage`` …
             ``feature_stage`` fed by the previous stage's output (the shared 2D part). The paper
@@ -138,6 +169,9 @@ class U2SHead(Head):
             that starts from the same Kinetics-pretrained Res3D weights as the UN, §IV-B). When
             resuming stage 2 from a stage-1 checkpoint, the checkpoint's (random) CSN weights
             overwrite this copy, so it only matters for a head built on a pretrained backbone.
+        reg_similarity: ``s(·,·)`` of the category regulariser (eq. 4): ``"cosine"`` (clamped
+            cosine, default) or ``"distance"`` (eq. 2's ``1 − f_dist`` with ``distance``); see
+            :func:`weight_similarity`.
 
     Output logits (``[B, M]`` each): ``universal``; with ``stage >= 2`` also ``bridge``,
     ``specific`` and ``fused``. ``fused`` holds ``log(mean_k softmax(z_k))`` over the three
@@ -154,6 +188,9 @@ class U2SHead(Head):
     """
 
     loss_branches = ("universal", "specific", "bridge")
+    classifier_layers = ("universal_fc", "specific_fc", "mask_conv", "csm", "csm_is_set",
+                         "csm_similarity", "csm_threshold")
+    source_classifier = "universal_fc"
 
     def __init__(
         self,
@@ -168,6 +205,7 @@ class U2SHead(Head):
         mask_activation: Literal["sigmoid", "none"] = "sigmoid",
         feature_stage: str = "stage5",
         csn_init: Literal["random", "backbone"] = "random",
+        reg_similarity: RegSimilarity = "cosine",
     ) -> None:
         super().__init__(num_classes)
         stage_names = list(backbone.stage_names)
@@ -189,6 +227,9 @@ class U2SHead(Head):
             raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
         if not 1 <= num_confusing <= num_classes:
             raise ValueError(f"num_confusing must be in [1, {num_classes}], got {num_confusing}")
+        if reg_similarity not in ("cosine", "distance"):
+            raise ValueError(
+                f"reg_similarity must be 'cosine' or 'distance', got {reg_similarity!r}")
         if reg_weight < 0:
             raise ValueError(f"reg_weight must be >= 0, got {reg_weight}")
         if distance not in ("l1", "euclidean", "cosine"):
@@ -201,6 +242,7 @@ class U2SHead(Head):
         self.stage = int(stage)
         self.num_confusing = num_confusing
         self.reg_weight = reg_weight
+        self.reg_similarity: RegSimilarity = reg_similarity
         self.distance: Distance = distance
         self.mask_activation = mask_activation
         self.feature_stage = feature_stage
@@ -213,6 +255,7 @@ class U2SHead(Head):
         self.universal_fc = nn.Linear(channels, num_classes)
         # category-specific network: fresh copy of the 3D stages (Fig. 2) + its classifier
         self.csn = backbone.copy_stages(transition_stage, feature_stage)
+        self.csn_init = csn_init
         if csn_init == "backbone":
             load_backbone_stage_weights(backbone, self.csn)
         self.specific_dropout = nn.Dropout(dropout)
@@ -234,8 +277,10 @@ class U2SHead(Head):
         )
         self.register_buffer("csm_count", torch.zeros(m, dtype=torch.float64), persistent=False)
         self._warned_unset = False
+        self._warned_trainable = False
 
-        self._configure_stage(backbone)
+    def backbone_copies(self) -> dict[str, nn.Module]:
+        return {"csn": self.csn} if self.csn_init == "backbone" else {}
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -248,30 +293,17 @@ class U2SHead(Head):
         return "universal" if self.stage == 1 else "fused"
 
     # ------------------------------------------------------------------ training stages
-    def _stage_modules(self) -> dict[str, list[nn.Module]]:
-        universal = [self.universal_fc, self.universal_dropout]
-        specific = [self.csn, self.specific_fc, self.specific_dropout, self.mask_conv]
-        if self.stage == 1:
-            return {"trainable": universal, "frozen": specific}
-        if self.stage == 2:
-            return {"trainable": specific, "frozen": universal}
-        return {"trainable": universal + specific, "frozen": []}
+    @property
+    def universal_modules(self) -> list[nn.Module]:
+        """This head's part of the universal network (its classifier); the backbone, which the
+        head does not own, is the rest. ``U2SStageFreezing`` freezes both in stage 2."""
+        return [self.universal_fc, self.universal_dropout]
 
-    def _configure_stage(self, backbone: nn.Module) -> None:
-        for module in self._stage_modules()["frozen"]:
-            module.requires_grad_(False)
-        if self.stage == 2:
-            # the universal network is trained in stage 1 and only consulted here
-            backbone.requires_grad_(False)
-            backbone.register_forward_pre_hook(_keep_eval)
-
-    def train(self, mode: bool = True) -> U2SHead:
-        """Like ``nn.Module.train``, but the current stage's frozen parts stay in eval mode."""
-        super().train(mode)
-        if mode:
-            for module in self._stage_modules()["frozen"]:
-                module.eval()
-        return self
+    @property
+    def specific_modules(self) -> list[nn.Module]:
+        """The mask network and the category-specific network with its classifier (not run in
+        stage 1, where ``U2SStageFreezing`` freezes them)."""
+        return [self.csn, self.specific_fc, self.specific_dropout, self.mask_conv]
 
     # ------------------------------------------------------------------ CSM (eqs. 1–2)
     @torch.no_grad()
@@ -342,6 +374,11 @@ class U2SHead(Head):
         weights = column / column.sum(dim=1, keepdim=True)  # ≥ 1 positive: the diagonal
         return torch.einsum("bm,bmthw->bthw", weights.to(masks.dtype), masks).unsqueeze(1)
 
+    def universal_logits(self, features: dict[str, Tensor]) -> Tensor:
+        """The universal network's prediction ``[B, M]`` alone (GAP, dropout, dense)."""
+        pooled = reduce(features[self.feature_stage], "b d t h w -> b d", "mean")
+        return self.universal_fc(self.universal_dropout(pooled))
+
     def forward(self, features: dict[str, Tensor], guide: Tensor | None = None) -> HeadOutput:
         """Stage dict → ``HeadOutput`` (see class docstring).
 
@@ -349,11 +386,17 @@ class U2SHead(Head):
         prediction — pass the labels for the paper's "oracle" upper bound (Table III f).
         """
         universal = features[self.feature_stage]  # [B, D, T, H, W]
-        pooled = reduce(universal, "b d t h w -> b d", "mean")
-        z_universal = self.universal_fc(self.universal_dropout(pooled))
+        z_universal = self.universal_logits(features)
         if self.stage == 1:
             return HeadOutput(logits={"universal": z_universal}, final=self.final_branch)
 
+        if (self.training and self.stage == 2 and universal.requires_grad
+                and not self._warned_trainable):
+            warnings.warn(
+                "U2SHead(stage=2): the universal network is being trained; stage 2 trains only "
+                "the mask and category-specific networks — add "
+                "lightning_modules.callbacks.U2SStageFreezing", stacklevel=2)
+            self._warned_trainable = True
         if self.training and not bool(self.csm_is_set) and not self._warned_unset:
             warnings.warn(
                 "U2SHead: the category similarity matrix is not set, so each sample uses only "
@@ -395,14 +438,10 @@ class U2SHead(Head):
 
     # ------------------------------------------------------------------ loss (eqs. 3–6)
     def weight_similarity(self) -> Tensor:
-        """``S^w`` (eq. 4): ``[M, M]`` similarity of the mask-conv weight vectors ``w_i``.
-
-        Cosine similarity clamped at 0, so it lies in [0, 1] as eq. 4 requires, is zero for
-        orthogonal vectors, and does not penalise opposed vectors (complementary masks are
-        what discriminating confusable classes wants).
-        """
-        w = F.normalize(self.mask_conv.weight.flatten(1), dim=1)  # [M, D], row i = w_i
-        return (w @ w.T).clamp(min=0.0)
+        """``S^w`` (eq. 4): ``[M, M]`` similarity of the mask-conv weight vectors ``w_i``, in
+        [0, 1] as eq. 4 requires (:func:`weight_similarity`, ``reg_similarity``)."""
+        return weight_similarity(self.mask_conv.weight.flatten(1), self.reg_similarity,
+                                 self.distance)
 
     def category_regularization(self) -> Tensor:
         """``w_regular`` (eqs. 5–6): mean ``S^w`` over the confusing pairs ``M = C − I``."""
@@ -440,4 +479,5 @@ __all__ = [
     "binarize_similarity",
     "category_similarity",
     "channel_sparsity",
+    "weight_similarity",
 ]
