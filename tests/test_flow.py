@@ -153,9 +153,12 @@ def test_mirror_negates_x_only() -> None:
 
 
 def test_train_flip_and_test_mirror_views_negate_x() -> None:
+    from datamodules.transforms import FullFrameViews
+
     frames = torch.randint(0, 256, (2, 8, 8, 4), dtype=torch.uint8)  # [T, H, W, 2L]
     # a crop of the whole frame at its own size: the only change left is the flip
-    transform = TrainTransform(8, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True, flow=True)
+    transform = TrainTransform(8, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True).bound(
+        8, True, {}, flow=True)
     plain = frames.permute(3, 0, 1, 2)
     mirrored = mirror_flow(plain, channel_dim=0)
     outcomes = set()
@@ -165,9 +168,15 @@ def test_train_flip_and_test_mirror_views_negate_x() -> None:
         assert torch.equal(clip, plain) or torch.equal(clip, mirrored)
         outcomes.add(torch.equal(clip, mirrored))
     assert outcomes == {True, False}
-    views = TestViews(8, num_crops=10, flow=True)(frames)  # [10, 2L, T, 8, 8]
-    assert torch.equal(views[0], plain)
-    assert torch.equal(views[5], mirrored)
+    views = TestViews(8, num_crops=10)
+    views.flow = True
+    crops = views(frames)  # [10, 2L, T, 8, 8]
+    assert torch.equal(crops[0], plain)
+    assert torch.equal(crops[5], mirrored)
+    full = FullFrameViews(short_side=None)
+    full.flow = True
+    both = full(torch.stack([frames, frames]))  # clip 1 of 2 is the flipped one
+    assert torch.equal(both[0], plain) and torch.equal(both[1], mirrored)
     with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
         TrainTransform(8)(frames, 0)
 
