@@ -48,8 +48,10 @@ class AnnotatedVideoDataModule(VideoDataModule):
         annotation_dir: the official annotation / split files (default ``data_dir``); they may
             sit in a sub-folder up to two levels down, as the archives ship them.
         classes_subset: train on some classes only: a list of class names, a file with one name
-            per line (a relative path is also looked up in ``annotation_dir``), or an int ``N``
-            for ``N`` classes drawn with ``subset_seed``. Kept classes keep the dataset's class
+            per line (a relative path is also looked up in ``annotation_dir``), the name of a
+            published list shipped with the package (``mini_kinetics400``, ``mini_ssv2``:
+            ``datamodules.class_lists``), or an int ``N`` for ``N`` classes drawn with
+            ``subset_seed``. Kept classes keep the dataset's class
             order and are relabelled ``0..N-1``.
         max_per_class: keep at most this many (present) videos per class: an int for every
             split or ``{split: n}`` (e.g. ``{"train": 400, "val": 25}``); drawn with

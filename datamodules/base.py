@@ -5,6 +5,7 @@ Sources that read published annotation files build on ``datamodules.annotated``.
 
 from __future__ import annotations
 
+import copy
 import os
 from abc import abstractmethod
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from datamodules.dataset import OnError, VideoDataset, collate_samples
 from datamodules.decoders import Decoder, get_decoder
 from datamodules.records import VideoRecord
 from datamodules.reports import UnreadableLog, split_summary
-from datamodules.transforms import TestViews, TrainTransform
+from datamodules.transforms import ClipTransform, ClipViews, TestViews, TrainTransform
 
 Split = Literal["train", "val", "test"]
 
@@ -40,10 +41,20 @@ class VideoDataModule(pl.LightningDataModule):
         train_crop_size / test_crop_size: side of the square network input.
         short_side: frames are resized so their shorter side is this (``None``: keep).
         train_scale: area range of the random-resized crop.
-        flip: random horizontal flip in training.
+        flip: random horizontal flip in training; ``False`` also switches off the flip of an
+            injected ``train_transform`` (a dataset whose labels are mirror-sensitive).
         flip_label_map: label swaps under horizontal flip (mirror-sensitive classes), both
             directions listed; ``"auto"`` derives them from class names that differ only by
             "left" ↔ "right" (``annotations.derive_flip_label_map``).
+        train_transform: the train transform (a ``datamodules.transforms.ClipTransform``, by
+            ``class_path`` in YAML); ``None`` builds the default random-resized crop
+            ``TrainTransform(train_crop_size, short_side, scale=train_scale, flip=flip)`` — the
+            shortcut arguments. An injected transform without a ``crop_size`` gets
+            ``train_crop_size``, and ``flip_label_map`` when it has none.
+        test_views: the test views (a ``datamodules.transforms.ClipViews``); ``None`` builds
+            ``TestViews(test_crop_size, short_side, test_crops)``. Validation always takes the
+            centre ``test_crop_size`` crop of the centre clip. Views whose shape depends on the
+            video (``FullFrameViews``) are tested one video per batch.
         batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
         video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
@@ -66,6 +77,8 @@ class VideoDataModule(pl.LightningDataModule):
         train_scale: tuple[float, float] = (0.25, 1.0),
         flip: bool = True,
         flip_label_map: dict[int, int] | Literal["auto"] | None = None,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         batch_size: int = 8,
         num_workers: int = 4,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
@@ -96,6 +109,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.train_scale = tuple(train_scale)
         self.flip = flip
         self.flip_label_map = flip_label_map
+        self.train_transform = train_transform
+        self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.video_backend = video_backend
@@ -122,8 +137,27 @@ class VideoDataModule(pl.LightningDataModule):
         return len(self.classes)
 
     @property
+    def test_views_per_clip(self) -> int:
+        """Views of each test clip (spatial crops; 1 for full-frame views)."""
+        return self.make_test_views().views_per_clip
+
+    @property
     def num_test_views(self) -> int:
-        return self.test_clips * self.test_crops
+        return self.test_clips * self.test_views_per_clip
+
+    def make_train_transform(self) -> ClipTransform:
+        """``train_transform`` with this datamodule's settings filled in, or the default."""
+        if self.train_transform is None:
+            return TrainTransform(self.train_crop_size, self.short_side, scale=self.train_scale,
+                                  flip=self.flip, flip_label_map=self.resolved_flip_label_map())
+        return self.train_transform.bound(self.train_crop_size, self.flip,
+                                          self.resolved_flip_label_map())
+
+    def make_test_views(self) -> ClipViews:
+        """``test_views``, or the ``test_crops`` square crops of ``test_crop_size``."""
+        if self.test_views is None:
+            return TestViews(self.test_crop_size, self.short_side, self.test_crops)
+        return copy.copy(self.test_views)
 
     def make_decoder(self) -> Decoder:
         """The backend with ``decoder_options`` (one per dataset: caches are per instance)."""
@@ -149,16 +183,10 @@ class VideoDataModule(pl.LightningDataModule):
             num_frames=self.num_frames,
             frame_interval=self.frame_interval,
             test_clips=self.test_clips,
-            train_transform=TrainTransform(
-                self.train_crop_size,
-                self.short_side,
-                scale=self.train_scale,
-                flip=self.flip,
-                flip_label_map=self.resolved_flip_label_map(),
-            ),
-            test_views=TestViews(
-                self.test_crop_size, self.short_side, self.test_crops if split == "test" else 1
-            ),
+            train_transform=self.make_train_transform() if split == "train" else None,
+            # validation: the training-time test setting (one centre crop), whatever the test
+            test_views=(self.make_test_views() if split == "test"
+                        else TestViews(self.test_crop_size, self.short_side, 1)),
             on_error=self.on_error,
             unreadable_log=self.unreadable_log,
         )
@@ -197,9 +225,12 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.datasets[split] = self.make_dataset(split)
+        dataset = self.datasets[split]
+        # views whose shape follows the video's (full frames) do not stack across videos
+        one_video = split == "test" and not dataset.test_views.fixed_size
         return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
+            dataset,
+            batch_size=1 if one_video else self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             drop_last=shuffle,

@@ -14,7 +14,7 @@ from datamodules.decoders import DecodeError, Decoder
 from datamodules.records import VideoRecord
 from datamodules.reports import UnreadableLog
 from datamodules.sampling import clip_indices
-from datamodules.transforms import TestViews, TrainTransform
+from datamodules.transforms import ClipTransform, ClipViews
 
 Mode = Literal["train", "val", "test"]
 OnError = Literal["warn", "raise"]
@@ -58,8 +58,11 @@ class VideoDataset(Dataset):
 
     - ``video``: ``uint8`` ``[C, T, H, W]`` in ``train``/``val`` mode (one clip; val takes the
       centre clip and centre crop), ``[V, C, T, H, W]`` in ``test`` mode with
-      ``V = test_clips × test_crops`` ordered clip-major (view ``0`` is the centre crop of the
-      first clip).
+      ``V = test_clips × views_per_clip`` (``test_views``: crops, or one full frame) ordered
+      clip-major (view ``0`` is the centre crop of the first clip).
+    - ``clip_view`` (``test`` mode): which of the ``V`` views is the clip-level prediction —
+      the first (centre) view of the middle clip, ``(test_clips // 2) × views_per_clip``: a
+      dense clip-level test takes the clip at the video's centre, not its start.
     - ``label``: class index; ``index``: position in ``records`` of the record the video
       and label come from (lets evaluation count every video once under DDP);
     - ``skipped``: how many unreadable records were passed over to produce this sample (summed
@@ -87,8 +90,8 @@ class VideoDataset(Dataset):
         num_frames: int,
         frame_interval: int = 1,
         test_clips: int = 1,
-        train_transform: TrainTransform | None = None,
-        test_views: TestViews | None = None,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         on_error: OnError = "warn",
         unreadable_log: UnreadableLog | None = None,
     ) -> None:
@@ -122,7 +125,10 @@ class VideoDataset(Dataset):
                 raise
             failures = [self._failure(index, error)]
         else:
-            return _sample(video, label, index)
+            sample = _sample(video, label, index)
+            if self.mode == "test":
+                sample["clip_view"] = (self.test_clips // 2) * self.test_views.views_per_clip
+            return sample
         if self.mode != "train":
             # evaluation never substitutes: the collate function drops this marker and the
             # LightningModule counts it (``test/skipped_videos``)
@@ -150,6 +156,16 @@ class VideoDataset(Dataset):
 
     def _load(self, record: VideoRecord) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)
+        try:
+            return self._clip(record, total)
+        except DecodeError:
+            # a read can find fewer frames than the packets promised (damaged packets): draw
+            # the clip again from the count the decoder knows now
+            if record.num_frames is not None or self.decoder.num_frames(record) == total:
+                raise
+            return self._clip(record, self.decoder.num_frames(record))
+
+    def _clip(self, record: VideoRecord, total: int) -> tuple[Tensor, int]:
         if total <= 0:
             raise DecodeError(record.path, "no decodable frames")
         indices = clip_indices(
@@ -166,5 +182,5 @@ class VideoDataset(Dataset):
         if self.mode == "train":
             # the label can change: a flip swaps mirror classes (``flip_label_map``)
             return self.train_transform(frames[0], record.label)  # [C, T, H, W], label
-        views = torch.cat([self.test_views(clip) for clip in frames])  # [K*crops, C, T, H, W]
+        views = self.test_views(frames)  # [K*views_per_clip, C, T, H, W], clip-major
         return (views[0] if self.mode == "val" else views), record.label

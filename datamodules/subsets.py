@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 
 from datamodules.annotations import AnnotationError, ClassIndex, read_name_list
+from datamodules.class_lists import PACKAGED_CLASS_LISTS, packaged_class_list
 from datamodules.records import VideoRecord
 
 __all__ = ["ClassesSubset", "MaxPerClass", "cap_per_class", "check_subset_arguments",
@@ -36,8 +37,9 @@ def choose_classes(full: Sequence[str], subset: ClassesSubset, *, seed: int,
     """Full-list labels of the kept classes, sorted (the dataset's order is kept).
 
     ``subset``: ``None`` (all), an int ``N`` (``N`` classes drawn with ``seed``), a list of
-    names, or a file with one name per line (a relative path is also looked up in
-    ``search_dir``).
+    names, a file with one name per line (a relative path is also looked up in
+    ``search_dir``), or the name of a published list shipped with the package
+    (``mini_kinetics400``, ``mini_ssv2``: ``datamodules.class_lists``).
     """
     if subset is None:
         return list(range(len(full)))
@@ -52,10 +54,14 @@ def choose_classes(full: Sequence[str], subset: ClassesSubset, *, seed: int,
         if not os.path.isfile(path) and not os.path.isabs(path):
             # a relative name may refer to a list kept beside the annotations
             path = os.path.join(search_dir, path)
-        if not os.path.isfile(path):
+        if os.path.isfile(path):
+            names, source = read_name_list(path), path
+        elif subset in PACKAGED_CLASS_LISTS:
+            names, source = packaged_class_list(subset), f"packaged list {subset!r}"
+        else:
             raise AnnotationError(f"classes_subset file not found: {subset} (also looked in "
-                                  f"{search_dir})")
-        names, source = read_name_list(path), path
+                                  f"{search_dir}; packaged lists: "
+                                  f"{sorted(PACKAGED_CLASS_LISTS)})")
     else:
         names, source = list(subset), "classes_subset"
     index = ClassIndex(full)

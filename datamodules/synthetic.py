@@ -32,6 +32,7 @@ import numpy as np
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
 from datamodules.records import VideoRecord
+from datamodules.transforms import ClipTransform, ClipViews
 
 CONTEXTS = ("stripes", "checker", "gradient", "rings")
 MARKS = ("top", "bottom")
@@ -229,6 +230,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         short_side: int | None = 36,
         train_scale: tuple[float, float] = (0.5, 1.0),
         flip: bool = True,
+        train_transform: ClipTransform | None = None,
+        test_views: ClipViews | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
@@ -248,6 +251,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             short_side=short_side,
             train_scale=train_scale,
             flip=flip,
+            train_transform=train_transform,
+            test_views=test_views,
             batch_size=batch_size,
             num_workers=num_workers,
             video_backend=video_backend,

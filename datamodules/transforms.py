@@ -4,13 +4,19 @@ Workers keep clips as ``uint8`` — 4× less to collate, pin and copy than float
 spatial decision is made once per clip, so all frames of a clip share one crop and one flip.
 Normalisation (and any batched augmentation) runs on the device: ``normalize``.
 
+Train transforms (``ClipTransform`` subclasses: ``TrainTransform``, ``ResizeRandomCrop``,
+``MultiScaleCrop``) and test views (``ClipViews`` subclasses: ``TestViews``, ``FullFrameViews``)
+are chosen in a datamodule's config by ``class_path`` (``train_transform`` / ``test_views``).
+
 Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; test views are
-``[V, 3, T, crop, crop]``.
+``[V, 3, T, h, w]``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -20,8 +26,14 @@ from torch import Tensor
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "TrainTransform",
+    "ClipTransform",
+    "ClipViews",
+    "FullFrameViews",
+    "MultiScaleCrop",
+    "ResizeRandomCrop",
+    "ShortSideCrop",
     "TestViews",
+    "TrainTransform",
     "normalize",
     "resize_short_side",
     "short_side_size",
@@ -54,54 +66,165 @@ def resize_short_side(x: Tensor, short_side: int) -> Tensor:
     return TF.resize(x, list(size), antialias=True)
 
 
-class TrainTransform:
-    """Random-resized crop + horizontal flip, one draw per clip.
+def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
+    """A uniform integer in ``[low, high]`` (both included)."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator))
 
-    The crop covers a fraction in ``scale`` of the frame area with an aspect ratio in ``ratio``
-    (log-uniform), as torchvision's ``RandomResizedCrop``, and is resized to
-    ``crop_size × crop_size``. The box is drawn in the coordinates of the frame after the
-    short-side resize and cut straight from the decoded frame, so the clip is resampled once
-    (the same geometry as "resize to ``short_side`` then crop", at a fraction of the cost).
+
+def _to_source(
+    box: tuple[int, int, int, int], nominal: tuple[int, int], source: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """Map ``(top, left, h, w)`` drawn in a frame resized to ``nominal`` back to the decoded
+    ``source`` frame, so the clip is cut there and resampled once (the geometry of "resize,
+    then crop" without resizing the whole frame first)."""
+    (top, left, h, w), (nh, nw), (height, width) = box, nominal, source
+    if (nh, nw) == (height, width):
+        return box
+    sy, sx = height / nh, width / nw
+    top, left = min(height - 1, round(top * sy)), min(width - 1, round(left * sx))
+    return (top, left, max(1, min(height - top, round(h * sy))),
+            max(1, min(width - left, round(w * sx))))
+
+
+class ClipTransform(ABC):
+    """A train transform: one random crop (and flip) per clip, the same for every frame.
+
+    The contract every train transform keeps (the dataset calls it so):
+    ``transform(frames uint8 [T, H, W, 3], label, generator=g) -> (uint8 [3, T, crop, crop],
+    label)``. Every random draw comes from ``g`` (a ``torch.Generator``; ``None``: torch's
+    global RNG), so a sample is a function of the generator's seed. A subclass says which box
+    of the decoded frame becomes the crop (``source_box``); this class cuts it from every frame,
+    resizes it to ``crop_size`` (torchvision.transforms.v2's ``resized_crop``, antialiased), and
+    mirrors the clip with probability 0.5 when ``flip`` is on, swapping the labels of
+    ``flip_label_map``. Normalisation is not done here: it runs on the device, batched.
 
     Args:
-        crop_size: output side.
-        short_side: nominal short side the crop geometry refers to (``None``: the decoded size).
-            Only the resampling changes with it; it is kept for configs that state the usual
-            "short side 256, crop 224" recipe.
-        scale: range of the crop area as a fraction of the frame area.
-        ratio: range of the crop aspect ratio (width / height).
+        crop_size: output side; ``None`` takes the datamodule's ``train_crop_size``.
         flip: random horizontal flip with probability 0.5.
         flip_label_map: labels that change when the clip is mirrored (Something-Something's
-            "left"/"right" classes): ``{label: mirrored_label}``; it is applied as given, so list
-            both directions of a pair.
-
-    Call: ``(frames uint8 [T, H, W, 3], label, generator=None) -> (uint8 [3, T, crop, crop],
-    label)``.
+            "left"/"right" classes): ``{label: mirrored_label}``; applied as given, so list both
+            directions of a pair. ``None``: the datamodule's ``flip_label_map``.
     """
 
     def __init__(
         self,
-        crop_size: int,
+        crop_size: int | None = None,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        if crop_size is not None and crop_size <= 0:
+            raise ValueError(f"crop_size must be positive, got {crop_size}")
+        self.crop_size = crop_size
+        self.flip = flip
+        self.flip_label_map = {int(k): int(v) for k, v in (flip_label_map or {}).items()}
+
+    @abstractmethod
+    def source_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of the crop in a decoded ``height × width`` frame."""
+
+    def bound(
+        self, crop_size: int, flip: bool, flip_label_map: Mapping[int, int]
+    ) -> ClipTransform:
+        """A copy with the datamodule's settings filled in: ``crop_size`` where this one has
+        none, mirroring off when the dataset forbids it (``flip=False``: mirror-sensitive
+        labels), and ``flip_label_map`` where this one has none."""
+        bound = copy.copy(self)
+        if bound.crop_size is None:
+            bound.crop_size = crop_size
+        bound.flip = self.flip and flip
+        if not bound.flip_label_map:
+            bound.flip_label_map = {int(k): int(v) for k, v in flip_label_map.items()}
+        return bound
+
+    def __call__(
+        self, frames: Tensor, label: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, int]:
+        _check_frames(frames)
+        if self.crop_size is None:
+            raise ValueError(f"{type(self).__name__}: crop_size is not set (a datamodule "
+                             "sets it from train_crop_size)")
+        _, height, width, _ = frames.shape
+        top, left, h, w = self.source_box(height, width, generator)
+        x = TF.resized_crop(frames.permute(0, 3, 1, 2), top, left, h, w,
+                            [self.crop_size, self.crop_size], antialias=True)  # [T, 3, c, c]
+        if self.flip and bool(torch.rand(1, generator=generator) < 0.5):
+            x = x.flip(-1)
+            label = self.flip_label_map.get(int(label), label)
+        return x.permute(1, 0, 2, 3).contiguous(), label
+
+    def _repr_args(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(crop_size={self.crop_size}{self._repr_args()}, "
+                f"flip={self.flip}, flip_label_map={self.flip_label_map or None})")
+
+
+class ShortSideCrop(ClipTransform):
+    """A crop drawn by ``crop_box`` in the frame resized to short side ``short_side``
+    (``None``: the decoded frame), then mapped back to the decoded frame."""
+
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        short_side: int | None = None,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(crop_size, flip, flip_label_map)
+        if short_side is not None and short_side <= 0:
+            raise ValueError(f"short_side must be positive, got {short_side}")
+        self.short_side = short_side
+
+    @abstractmethod
+    def crop_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of a random crop inside a ``height × width`` frame."""
+
+    def source_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        if self.short_side is None:
+            return self.crop_box(height, width, generator)
+        nominal = short_side_size(height, width, self.short_side)
+        return _to_source(self.crop_box(*nominal, generator), nominal, (height, width))
+
+
+class TrainTransform(ShortSideCrop):
+    """Random-resized crop + horizontal flip (the default train transform).
+
+    The crop covers a fraction in ``scale`` of the frame area with an aspect ratio in ``ratio``
+    (log-uniform), as torchvision's ``RandomResizedCrop``, and is resized to
+    ``crop_size × crop_size``. The box is drawn in the coordinates of the frame after the
+    short-side resize and cut straight from the decoded frame.
+
+    Args:
+        crop_size: output side.
+        short_side: nominal short side the crop geometry refers to (``None``: the decoded size).
+        scale: range of the crop area as a fraction of the frame area.
+        ratio: range of the crop aspect ratio (width / height).
+        flip, flip_label_map: as ``ClipTransform``.
+    """
+
+    def __init__(
+        self,
+        crop_size: int | None = None,
         short_side: int | None = None,
         scale: tuple[float, float] = (0.25, 1.0),
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
         flip: bool = True,
         flip_label_map: Mapping[int, int] | None = None,
     ) -> None:
-        if crop_size <= 0:
-            raise ValueError(f"crop_size must be positive, got {crop_size}")
-        if short_side is not None and short_side <= 0:
-            raise ValueError(f"short_side must be positive, got {short_side}")
+        super().__init__(crop_size, short_side, flip, flip_label_map)
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         if not 0 < ratio[0] <= ratio[1]:
             raise ValueError(f"ratio must satisfy 0 < min <= max, got {ratio}")
-        self.crop_size = crop_size
-        self.short_side = short_side
         self.scale = (float(scale[0]), float(scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
-        self.flip = flip
-        self.flip_label_map = {int(k): int(v) for k, v in (flip_label_map or {}).items()}
 
     def crop_box(
         self, height: int, width: int, generator: torch.Generator | None = None
@@ -116,8 +239,8 @@ class TrainTransform:
             w = round(math.sqrt(target * aspect))
             h = round(math.sqrt(target / aspect))
             if 0 < w <= width and 0 < h <= height:
-                top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
-                left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
+                top = _randint(0, height - h, generator)
+                left = _randint(0, width - w, generator)
                 return top, left, h, w
         # fallback (as torchvision): the largest centred crop with a ratio inside the range
         in_ratio = width / height
@@ -129,36 +252,203 @@ class TrainTransform:
             w, h = width, height
         return (height - h) // 2, (width - w) // 2, h, w
 
-    def __call__(
-        self, frames: Tensor, label: int, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, int]:
-        _check_frames(frames)
-        _, height, width, _ = frames.shape
-        if self.short_side is not None:
-            # draw the box at the nominal resolution, then map it back to the decoded frame
-            nh, nw = short_side_size(height, width, self.short_side)
-            top, left, h, w = self.crop_box(nh, nw, generator)
-            sy, sx = height / nh, width / nw
-            top, left = round(top * sy), round(left * sx)
-            h = max(1, min(height - top, round(h * sy)))
-            w = max(1, min(width - left, round(w * sx)))
+    def _repr_args(self) -> str:
+        return f", short_side={self.short_side}, scale={self.scale}, ratio={self.ratio}"
+
+
+class ResizeRandomCrop(ClipTransform):
+    """Resize every frame, then one ``crop_size`` square at a uniformly random place.
+
+    The resize is one of:
+
+    * ``size=[h, w]``: every frame to ``h × w``, aspect ratio not kept (s3d §3.2: "resize
+      input frames to 256 × 256 and then take random crops of size 224 × 224");
+    * ``short_side=s``: the shorter side to ``s`` (u2s §IV-B: short side 240, a 224 crop "at
+      the same location for the frames in a whole video clip");
+    * ``short_side=[lo, hi]``: the shorter side to a size drawn uniformly from ``lo..hi`` per
+      clip (dfb §4.2's "random resizing"; scale jitter in the I3D/non-local recipe that dfb
+      builds on uses ``[256, 320]``);
+    * neither: the decoded size.
+
+    A frame whose resized side is below ``crop_size`` is enlarged to it. The crop is cut from
+    the decoded frame at the place the resized frame's crop covers (one resampling).
+
+    Args:
+        crop_size: output side (``None``: the datamodule's ``train_crop_size``).
+        short_side: the short-side resize, a size or a ``[lo, hi]`` range (see above).
+        size: ``[h, w]`` of the fixed resize; excludes ``short_side``.
+        flip, flip_label_map: as ``ClipTransform``.
+    """
+
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        short_side: int | tuple[int, int] | None = None,
+        size: tuple[int, int] | None = None,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(crop_size, flip, flip_label_map)
+        if size is not None and short_side is not None:
+            raise ValueError("give short_side or size, not both")
+        if isinstance(short_side, Sequence):
+            low, high = (int(v) for v in short_side)
+            if not 0 < low <= high:
+                raise ValueError(f"short_side range must satisfy 0 < lo <= hi, got {short_side}")
+            short_side = (low, high)
+        elif short_side is not None and short_side <= 0:
+            raise ValueError(f"short_side must be positive, got {short_side}")
+        if size is not None:
+            size = (int(size[0]), int(size[1]))
+            if min(size) <= 0:
+                raise ValueError(f"size must be positive, got {size}")
+        self.short_side = short_side
+        self.size = size
+
+    def resized_size(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int]:
+        """``(h, w)`` of a ``height × width`` frame after the resize (a draw for a range)."""
+        if self.size is not None:
+            nominal = self.size
+        elif isinstance(self.short_side, tuple):
+            nominal = short_side_size(height, width, _randint(*self.short_side, generator))
+        elif self.short_side is not None:
+            nominal = short_side_size(height, width, self.short_side)
         else:
-            top, left, h, w = self.crop_box(height, width, generator)
-        x = frames.permute(0, 3, 1, 2)[:, :, top : top + h, left : left + w]  # [T, 3, h, w]
-        x = TF.resize(x, [self.crop_size, self.crop_size], antialias=True)
-        if self.flip and bool(torch.rand(1, generator=generator) < 0.5):
-            x = x.flip(-1)
-            label = self.flip_label_map.get(int(label), label)
-        return x.permute(1, 0, 2, 3).contiguous(), label
+            nominal = (height, width)
+        c = self.crop_size or 1
+        return max(nominal[0], c), max(nominal[1], c)
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(crop_size={self.crop_size}, short_side={self.short_side}, "
-                f"scale={self.scale}, ratio={self.ratio}, flip={self.flip}, "
-                f"flip_label_map={self.flip_label_map or None})")
+    def source_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        nh, nw = self.resized_size(height, width, generator)
+        c = self.crop_size or 1
+        box = (_randint(0, nh - c, generator), _randint(0, nw - c, generator), c, c)
+        return _to_source(box, (nh, nw), (height, width))
+
+    def _repr_args(self) -> str:
+        return f", short_side={self.short_side}, size={self.size}"
 
 
-class TestViews:
-    """Deterministic spatial test views of one clip.
+class MultiScaleCrop(ShortSideCrop):
+    """The multi-scale crop of TSN, as the unified-analysis authors' released code trains with.
+
+    Described from IBM/action-recognition-pytorch (``utils/video_transforms.py``,
+    ``GroupMultiScaleCrop``, used by ``get_augmentor`` with scales ``[1, .875, .75, .66]``,
+    then a random horizontal flip), on frames whose short side was resized to 256 when they
+    were extracted. Per clip, in the frame after the ``short_side`` resize:
+
+    1. candidate sides are ``int(min(H, W) * s)`` for each ``s`` in ``scales``, a side within
+       3 px of ``crop_size`` becoming exactly ``crop_size``;
+    2. the crop's (width, height) is drawn uniformly from the pairs of candidate sides whose
+       positions in ``scales`` differ by at most ``max_distort`` (aspect ratios near square);
+    3. its top-left corner is drawn uniformly from a fixed grid with steps
+       ``((W - w) // 4, (H - h) // 4)``: the 4 corners and the centre, plus (``more_fix_crop``)
+       the 4 edge midpoints and the 4 quarter points — 13 places; with ``fix_crop=False``,
+       anywhere;
+    4. the crop is resized to ``crop_size × crop_size``.
+
+    Args:
+        crop_size: output side (``None``: the datamodule's ``train_crop_size``).
+        short_side: short side the geometry refers to (``None``: the decoded size).
+        scales: crop sides as fractions of the short side.
+        max_distort: largest index distance between the width's and the height's scale.
+        fix_crop: corners from the fixed grid (else uniformly anywhere).
+        more_fix_crop: the 13-place grid instead of the 5-place one.
+        flip, flip_label_map: as ``ClipTransform``.
+    """
+
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        short_side: int | None = 256,
+        scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        max_distort: int = 1,
+        fix_crop: bool = True,
+        more_fix_crop: bool = True,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(crop_size, short_side, flip, flip_label_map)
+        if not scales or not all(0 < s <= 1 for s in scales):
+            raise ValueError(f"scales must be fractions in (0, 1], got {scales}")
+        if max_distort < 0:
+            raise ValueError(f"max_distort must be >= 0, got {max_distort}")
+        self.scales = tuple(float(s) for s in scales)
+        self.max_distort = max_distort
+        self.fix_crop = fix_crop
+        self.more_fix_crop = more_fix_crop
+
+    def crop_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The ``(w, h)`` pairs a crop of a ``height × width`` frame is drawn from."""
+        c = self.crop_size or 0
+        sides = [int(min(height, width) * s) for s in self.scales]
+        sides = [c if abs(side - c) < 3 else side for side in sides]
+        return [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides)
+                if abs(i - j) <= self.max_distort]
+
+    def corners(self, height: int, width: int, h: int, w: int) -> list[tuple[int, int]]:
+        """``(top, left)`` places of an ``h × w`` crop on the fixed grid."""
+        sy, sx = (height - h) // 4, (width - w) // 4
+        grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]  # (row, column) in steps
+        if self.more_fix_crop:
+            grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+        return [(r * sy, q * sx) for r, q in grid]
+
+    def crop_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of a random crop inside a ``height × width`` frame."""
+        pairs = self.crop_sizes(height, width)
+        w, h = pairs[_randint(0, len(pairs) - 1, generator)]
+        h, w = min(h, height), min(w, width)
+        if self.fix_crop:
+            places = self.corners(height, width, h, w)
+            top, left = places[_randint(0, len(places) - 1, generator)]
+        else:
+            top = _randint(0, height - h, generator)
+            left = _randint(0, width - w, generator)
+        return top, left, h, w
+
+    def _repr_args(self) -> str:
+        return (f", short_side={self.short_side}, scales={self.scales}, "
+                f"max_distort={self.max_distort}, fix_crop={self.fix_crop}, "
+                f"more_fix_crop={self.more_fix_crop}")
+
+
+class ClipViews(ABC):
+    """Deterministic test views: every clip of a video → its views, clip-major.
+
+    Call: ``clips uint8 [K, T, H, W, 3]`` (or one clip ``[T, H, W, 3]``) →
+    ``uint8 [K * views_per_clip, 3, T, h, w]``; view ``k * views_per_clip`` is clip ``k``'s
+    first (centre) view. ``fixed_size`` says whether every video's views have the same shape
+    (so test batches of several videos stack); a datamodule tests one video per batch
+    otherwise.
+    """
+
+    __test__ = False  # not a pytest class
+
+    views_per_clip: int = 1
+    fixed_size: bool = True
+
+    @abstractmethod
+    def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
+        """``clip`` ``uint8 [T, 3, H, W]`` (clip number ``clip_index``) → ``[v, 3, T, h, w]``."""
+
+    def __call__(self, clips: Tensor) -> Tensor:
+        if clips.ndim == 4:
+            clips = clips.unsqueeze(0)
+        if clips.ndim != 5:
+            raise ValueError(f"expected clips [K, T, H, W, 3], got shape {tuple(clips.shape)}")
+        _check_frames(clips[0])
+        return torch.cat([self.clip_views(clip.permute(0, 3, 1, 2), k)
+                          for k, clip in enumerate(clips)])
+
+
+class TestViews(ClipViews):
+    """Square crops of each clip (the default test views).
 
     The clip is resized so that its short side is ``short_side`` (or left as decoded when
     ``None``; never below ``crop_size``), then cut into ``num_crops`` squares of ``crop_size``:
@@ -169,11 +459,7 @@ class TestViews:
     * 10: the 5 crops, then the same 5 mirrored.
 
     View 0 is always the centre crop (what validation uses).
-
-    Call: ``frames uint8 [T, H, W, 3] -> uint8 [num_crops, 3, T, crop, crop]``.
     """
-
-    __test__ = False  # not a pytest class, despite the name
 
     def __init__(self, crop_size: int, short_side: int | None = None, num_crops: int = 1) -> None:
         if num_crops not in (1, 3, 5, 10):
@@ -185,6 +471,7 @@ class TestViews:
         self.crop_size = crop_size
         self.short_side = short_side
         self.num_crops = num_crops
+        self.views_per_clip = num_crops
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of each unmirrored crop in a ``height × width`` frame."""
@@ -198,11 +485,9 @@ class TestViews:
             return [(cy, cx), (0, cx), (height - c, cx)]
         return [(cy, cx), (0, 0), (0, width - c), (height - c, 0), (height - c, width - c)]
 
-    def __call__(self, frames: Tensor) -> Tensor:
-        _check_frames(frames)
-        x = frames.permute(0, 3, 1, 2)  # [T, 3, H, W]
-        short = max(self.short_side or min(x.shape[-2:]), self.crop_size)
-        x = resize_short_side(x, short)
+    def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
+        short = max(self.short_side or min(clip.shape[-2:]), self.crop_size)
+        x = resize_short_side(clip, short)
         height, width = x.shape[-2:]
         c = self.crop_size
         views = [x[:, :, t : t + c, l : l + c] for t, l in self.boxes(height, width)]
@@ -213,6 +498,35 @@ class TestViews:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, "
                 f"short_side={self.short_side}, num_crops={self.num_crops})")
+
+
+class FullFrameViews(ClipViews):
+    """The whole frame as one view per clip, for fully-convolutional inference.
+
+    dfb §4.2, 3D test: "Instead of resizing each frame to a pre-defined input size, we run
+    fully convolutional inference and average the predictions. Finally, we flip horizontally
+    every other segment." Each clip is resized to short side ``short_side`` at its own aspect
+    ratio (full width, no crop); with ``flip_alternate`` clips 1, 3, 5, … are mirrored. Views of
+    videos of different shapes do not stack, so a datamodule tests one video per batch.
+    """
+
+    fixed_size = False
+
+    def __init__(self, short_side: int | None = 256, flip_alternate: bool = True) -> None:
+        if short_side is not None and short_side <= 0:
+            raise ValueError(f"short_side must be positive, got {short_side}")
+        self.short_side = short_side
+        self.flip_alternate = flip_alternate
+
+    def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
+        x = clip if self.short_side is None else resize_short_side(clip, self.short_side)
+        if self.flip_alternate and clip_index % 2 == 1:
+            x = x.flip(-1)
+        return x.permute(1, 0, 2, 3).unsqueeze(0).contiguous()  # [1, 3, T, H', W']
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(short_side={self.short_side}, "
+                f"flip_alternate={self.flip_alternate})")
 
 
 def normalize(

@@ -132,7 +132,8 @@ class VideoResults:
         label: ``[N]`` class ids.
         video: per branch ``[N, K]`` views combined with ``average`` (probabilities for
             ``prob``/``max``, logits for ``score``).
-        clip: per branch ``[N, K]`` logits of the first view alone.
+        clip: per branch ``[N, K]`` logits of the clip-level view alone (the centre view of the
+            middle clip).
         views: per branch ``[N, V, K]`` logits of every view (clip-major: view
             ``v = clip * crops + crop``); empty unless a callback asked for them.
         final: the head's final branch.

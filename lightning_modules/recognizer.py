@@ -68,10 +68,11 @@ class VideoRecognizer(pl.LightningModule):
     ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
     ``head.final_branch``), ``val/acc1_<branch>``, ``val/acc5_<branch>``,
     ``val/mean_class_acc_<branch>`` (:func:`~lightning_modules.metrics.classification_metrics`);
-    ``val/skipped_videos``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (first
-    view alone), ``test/mean_class_acc``, ``test/num_videos`` (videos evaluated),
-    ``test/skipped_videos`` (unreadable videos, left out of every metric and prediction: the
-    datasets never substitute in evaluation) and the per-branch ``test/acc1_video_<branch>``.
+    ``val/skipped_videos``; ``test/acc1_video``, ``test/acc5_video``, ``test/acc1_clip`` (the
+    centre view of the middle clip alone), ``test/mean_class_acc``, ``test/num_videos`` (videos
+    evaluated), ``test/skipped_videos`` (unreadable videos, left out of every metric and
+    prediction: the datasets never substitute in evaluation) and the per-branch
+    ``test/acc1_video_<branch>``.
 
     Multi-view test: every view of a video is evaluated on the rank that loaded it, in one
     (optionally chunked) forward; per-rank outputs are gathered and de-duplicated by dataset
@@ -246,9 +247,12 @@ class VideoRecognizer(pl.LightningModule):
             return None
         logits = self.view_logits(batch["video"])
         video = {branch: average_views(lg, self.test_average) for branch, lg in logits.items()}
+        # the clip-level view: the dataset names it (the middle clip's centre view), else view 0
+        clip_view = batch.get("clip_view", torch.zeros_like(batch["index"]))
+        rows = torch.arange(clip_view.shape[0], device=clip_view.device)
         self._test_rows.append(
             batch["index"], label=batch["label"], video=video,
-            clip={branch: lg[:, 0] for branch, lg in logits.items()},
+            clip={branch: lg[rows, clip_view] for branch, lg in logits.items()},
             **({"views": logits} if self.keep_view_logits else {}))
         return {"index": batch["index"], "label": batch["label"], "logits": logits,
                 "video": video}

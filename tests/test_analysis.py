@@ -252,7 +252,8 @@ def test_analyze_confusion_and_compare_commands(tmp_path, capsys) -> None:
     assert rows[0] == "group,baseline,model,improvement" and rows[1].startswith("ab,")
     with pytest.raises(SystemExit, match="--groups"):
         analyze(["confusion", str(tmp_path / "model.npz"), "--baseline",
-                 str(tmp_path / "base.pt")])
+                 str(tmp_path / "base.pt"), "--out", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()  # refused before writing anything
 
 
 def test_analyze_weight_similarity_from_checkpoints(tmp_path, capsys) -> None:

@@ -85,3 +85,36 @@ def test_derive_flip_label_map() -> None:
                "Turning the camera right while filming something",
                "Moving something left"]  # no mirrored partner: left alone
     assert derive_flip_label_map(classes) == {0: 4, 4: 0, 1: 3, 3: 1}
+
+
+# ---- the unified-analysis authors' published mini class lists (datamodules/class_lists) -------
+def test_packaged_mini_class_lists_load_and_match_the_published_datasets(tmp_path) -> None:
+    from torchvision.models.video import R3D_18_Weights
+
+    from datamodules.class_lists import PACKAGED_CLASS_LISTS, packaged_class_list
+
+    assert sorted(PACKAGED_CLASS_LISTS) == ["mini_kinetics400", "mini_ssv2"]
+    kinetics = packaged_class_list("mini_kinetics400")
+    ssv2 = packaged_class_list("mini_ssv2")
+    # half of each dataset, each name once, written as the datasets' class lists write them
+    assert len(kinetics) == len(set(kinetics)) == 200
+    assert len(ssv2) == len(set(ssv2)) == 87
+    for name in kinetics + ssv2:
+        assert name and name == name.strip() and "[" not in name and "'." not in name
+    # Kinetics-400's own class list, as torchvision publishes it with its video models
+    k400 = R3D_18_Weights.KINETICS400_V1.meta["categories"]
+    assert set(kinetics) <= set(k400)
+    # Something-Something v2 class names have no brackets and start with a capital
+    assert all(name[0].isupper() for name in ssv2)
+    with pytest.raises(KeyError, match="mini_ssv2"):
+        packaged_class_list("mini_ssv1")
+
+    # a datamodule selects a list by name; Kinetics' class list read from its train CSV
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    rows = ["label,youtube_id,time_start,time_end,split"]
+    rows += [f'"{name}",id{i:03d},0,10,train' for i, name in enumerate(k400)]
+    (annotations / "train.csv").write_text("\n".join(rows) + "\n")
+    dm = KineticsDataModule(str(tmp_path / "videos"), annotation_dir=str(annotations),
+                            classes_subset="mini_kinetics400")
+    assert dm.num_classes == 200 and dm.classes == sorted(kinetics)

@@ -83,8 +83,29 @@ for _path in CONFIGS:
         COMMANDS.setdefault(normalise(_tokens), _path.relative_to(ROOT).as_posix())
 
 
+def component_files(config: str) -> set[str]:
+    """YAML files a config names as a value (``train_transform: ../../transforms/x.yaml``:
+    jsonargparse reads a class from a file, relative to the config that names it)."""
+    path = ROOT / config
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str) and node.endswith((".yaml", ".yml")):
+            found.add((path.parent / node).resolve().relative_to(ROOT).as_posix())
+
+    walk(yaml.safe_load(path.read_text()) or {})
+    return found
+
+
 def test_every_config_is_used_by_a_documented_command() -> None:
     named = {f for command in COMMANDS for f in config_files(command)}
+    named |= {c for f in list(named) if (ROOT / f).is_file() for c in component_files(f)}
     orphans = [p.relative_to(ROOT).as_posix() for p in CONFIGS
                if p.relative_to(ROOT).as_posix() not in named]
     assert not orphans, f"YAML files no header command uses (add one to their header): {orphans}"
@@ -96,7 +117,8 @@ def test_paper_configs_say_gpu_and_name_their_row() -> None:
     """Paper configs run on GPUs in 16-mixed; every paper file names its paper and number."""
     for path in CONFIGS:
         relative = path.relative_to(EXPERIMENTS).as_posix()
-        if relative.startswith(("synthetic/", "u2s/")) or "/" not in relative:
+        # transforms/: components rows name (their headers cite the paper's section)
+        if relative.startswith(("synthetic/", "u2s/", "transforms/")) or "/" not in relative:
             continue
         header = "\n".join(line for line in path.read_text().splitlines()
                            if line.startswith("#"))
@@ -110,6 +132,22 @@ def test_paper_configs_say_gpu_and_name_their_row() -> None:
             assert re.search(r"\d+\.\d|\d+\s*%|no (table )?number", header), \
                 f"{relative}: header names no paper number"
             assert re.search(r"Table|Fig\.|§", header), f"{relative}: header names no table row"
+
+
+def test_each_papers_rows_train_with_its_own_augmentation() -> None:
+    """Every model row under ``<dataset>/<paper>/`` names ``transforms/<paper>_train.yaml``."""
+    rows = 0
+    for path in CONFIGS:
+        parts = path.relative_to(EXPERIMENTS).parts
+        if len(parts) != 3 or parts[1] not in ("dfb", "u2s", "s3d", "unified"):
+            continue
+        data = yaml.safe_load(path.read_text()) or {}
+        if "class_path" not in (data.get("model") or {}) or "data" not in data:
+            continue  # a fragment that goes on top of a row (test views, temporal pooling, …)
+        transform = data["data"]["init_args"].get("train_transform")
+        assert transform == f"../../transforms/{parts[1]}_train.yaml", path
+        rows += 1
+    assert rows > 70
 
 
 # ---- fixtures: one tiny copy of each dataset format -------------------------------------------

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
+from jsonargparse import ArgumentParser
 
 from datamodules.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ClipTransform,
+    FullFrameViews,
+    ResizeRandomCrop,
     TestViews,
     TrainTransform,
     normalize,
@@ -141,3 +148,152 @@ def test_normalize_channel_dim_is_minus_four():
     assert torch.allclose(f, torch.tensor(2.0))
     with pytest.raises(ValueError):
         normalize(torch.zeros(4, 2, 4, 4, dtype=torch.uint8))
+
+
+# ---- the papers' train transforms (experiments/transforms/*.yaml) ------------------------------
+TRANSFORMS = Path(__file__).resolve().parents[1] / "experiments" / "transforms"
+
+
+def paper_transform(name: str, crop_size: int = 224, flip: bool = True,
+                    flip_label_map: dict[int, int] | None = None) -> ClipTransform:
+    """The component a paper's rows name, read as the CLI reads it, bound as a datamodule binds
+    it (``flip=False``: a Something-Something datamodule)."""
+    parser = ArgumentParser()
+    parser.add_argument("--transform", type=ClipTransform)
+    component = yaml.safe_load((TRANSFORMS / f"{name}_train.yaml").read_text())
+    config = parser.parse_object({"transform": component})
+    transform = parser.instantiate(config).transform
+    return transform.bound(crop_size, flip, flip_label_map or {})
+
+
+def _seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _boxes_and_flips(tf: ClipTransform, frames: torch.Tensor, seeds=range(40)):
+    """Per seed: the source box, and whether the clip came out mirrored (label 0 → 1)."""
+    out = []
+    for seed in seeds:
+        box = tf.source_box(frames.shape[1], frames.shape[2], _seeded(seed))
+        clip, label = tf(frames, 0, generator=_seeded(seed))
+        assert clip.shape == (3, frames.shape[0], tf.crop_size, tf.crop_size)
+        out.append((box, label == 1, clip))
+    return out
+
+
+def test_u2s_crop_is_224_at_one_place_for_the_whole_clip() -> None:
+    """u2s §IV-B: short side 240, a 224 crop at the same location for every frame."""
+    frames = _clip(t=3, h=240, w=320)  # short side already 240: the crop is an exact cut
+    tf = paper_transform("u2s", flip_label_map={0: 1})
+    places = set()
+    for (top, left, h, w), mirrored, clip in _boxes_and_flips(tf, frames, range(12)):
+        assert (h, w) == (224, 224)
+        expected = frames[:, top : top + 224, left : left + 224].permute(3, 0, 1, 2)
+        assert torch.equal(clip, expected.flip(-1) if mirrored else expected)  # every frame
+        places.add((top, left))
+    assert len(places) > 6  # a random place, drawn per clip
+    # on Something-Something (datamodule flip: false) never mirrored
+    ssv2 = paper_transform("u2s", flip=False, flip_label_map={0: 1})
+    assert not any(m for _, m, _ in _boxes_and_flips(ssv2, frames, range(20)))
+
+
+def test_s3d_resizes_to_256_square_then_crops_224() -> None:
+    """s3d §3.2: frames resized to 256 × 256 (aspect not kept), random 224 crops."""
+    frames = _clip(t=2, h=128, w=192)
+    tf = paper_transform("s3d", flip_label_map={0: 1})
+    results = _boxes_and_flips(tf, frames)
+    # 224 of 256 rows / columns → 7/8 of the decoded height and width
+    assert {box[2:] for box, _, _ in results} == {(112, 168)}
+    tops = {box[0] for box, _, _ in results}
+    lefts = {box[1] for box, _, _ in results}
+    assert min(tops) >= 0 and max(tops) <= 16 and len(tops) > 5
+    assert min(lefts) >= 0 and max(lefts) <= 24 and len(lefts) > 5
+    assert 0 < sum(m for _, m, _ in results) < len(results)  # flipped sometimes (Kinetics)
+
+
+def test_dfb_random_resizing_random_crop_and_flip() -> None:
+    """dfb §4.2: horizontal flip, random resizing (short side in [256, 320]), 224 crop."""
+    frames = _clip(t=2, h=256, w=320)
+    tf = paper_transform("dfb", flip_label_map={0: 1})
+    results = _boxes_and_flips(tf, frames)
+    sides = set()
+    for (top, left, h, w), _, _ in results:
+        # 224 of a 256..320 short side (±1 px: the resized width is rounded)
+        assert abs(h - w) <= 1 and round(224 * 256 / 320) <= h <= 224
+        assert top + h <= 256 and left + w <= 320
+        sides.add(h)
+    assert len(sides) > 5  # the resize is drawn per clip
+    assert 0 < sum(m for _, m, _ in results) < len(results)
+
+
+def test_unified_multi_scale_crop_follows_the_released_code() -> None:
+    """unified: TSN multi-scale crop (scales 1, .875, .75, .66; neighbouring scales pair;
+    13 grid places), resized to 224."""
+    frames = _clip(t=2, h=256, w=340)  # short side 256, as the authors extract frames
+    tf = paper_transform("unified")
+    sides = [256, 224, 192, 168]  # int(256 * s) for the four scales
+    allowed = set()
+    for i, h in enumerate(sides):
+        for j, w in enumerate(sides):
+            if abs(i - j) <= 1:
+                sy, sx = (256 - h) // 4, (340 - w) // 4
+                for r, q in [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2), (2, 0), (2, 4), (4, 2),
+                             (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]:
+                    allowed.add((r * sy, q * sx, h, w))
+    results = _boxes_and_flips(tf, frames, range(60))
+    boxes = {box for box, _, _ in results}
+    assert boxes <= allowed
+    assert len({box[2:] for box in boxes}) > 4 and len(boxes) > 20
+    # on another frame size the geometry is the 256-short-side frame's, mapped back
+    small = _clip(t=2, h=128, w=170)
+    top, left, h, w = tf.source_box(128, 170, _seeded(0))
+    assert top + h <= 128 and left + w <= 170 and 84 <= min(h, w) <= 128
+    assert tf(small, 0, generator=_seeded(0))[0].shape == (3, 2, 224, 224)
+
+
+@pytest.mark.parametrize("name", ["dfb", "u2s", "s3d", "unified"])
+def test_paper_transforms_are_deterministic_given_a_generator(name: str) -> None:
+    frames = _clip(t=2, h=120, w=160)
+    tf = paper_transform(name, crop_size=64, flip_label_map={0: 1})
+    a = tf(frames, 0, generator=_seeded(3))
+    b = tf(frames, 0, generator=_seeded(3))
+    assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    outputs = {tf(frames, 0, generator=_seeded(s))[0].float().sum().item() for s in range(8)}
+    assert len(outputs) > 1
+
+
+def test_a_datamodule_binds_its_settings_into_an_injected_transform() -> None:
+    tf = ResizeRandomCrop(short_side=40)
+    with pytest.raises(ValueError, match="crop_size"):
+        tf(_clip(), 0)
+    bound = tf.bound(24, flip=False, flip_label_map={1: 2})
+    assert (bound.crop_size, bound.flip, bound.flip_label_map) == (24, False, {1: 2})
+    assert tf.crop_size is None and tf.flip  # the configured object is left as it was
+    own = ResizeRandomCrop(16, flip_label_map={5: 6}).bound(24, True, {1: 2})
+    assert (own.crop_size, own.flip_label_map) == (16, {5: 6})
+    with pytest.raises(ValueError, match="not both"):
+        ResizeRandomCrop(8, short_side=10, size=(10, 10))
+
+
+# ---- test views ---------------------------------------------------------------------------------
+def test_full_frame_views_keep_the_whole_frame_and_flip_every_other_clip() -> None:
+    """dfb §4.2 3D test: short side 256, full width, no crop, every other clip mirrored."""
+    clip = _clip(t=2, h=48, w=80)
+    clips = clip.expand(4, -1, -1, -1, -1)  # four identical clips [K, T, H, W, 3]
+    views = FullFrameViews(short_side=32)(clips)
+    assert views.shape == (4, 3, 2, 32, 53) and views.dtype == torch.uint8
+    assert torch.equal(views[2], views[0]) and torch.equal(views[1], views[0].flip(-1))
+    assert torch.equal(views[3], views[1])
+    expected = resize_short_side(clip.permute(0, 3, 1, 2), 32).permute(1, 0, 2, 3)
+    assert torch.equal(views[0], expected)
+    plain = FullFrameViews(short_side=None, flip_alternate=False)(clips)
+    assert plain.shape == (4, 3, 2, 48, 80) and torch.equal(plain[1], plain[0])
+    assert not FullFrameViews().fixed_size and TestViews(8).fixed_size
+
+
+def test_test_views_of_several_clips_are_clip_major() -> None:
+    clips = torch.stack([_clip(seed=s) for s in range(3)])
+    views = TestViews(crop_size=32, short_side=40, num_crops=3)(clips)
+    assert views.shape == (9, 3, 4, 32, 32)
+    for k in range(3):
+        assert torch.equal(views[3 * k : 3 * k + 3], TestViews(32, 40, 3)(clips[k]))

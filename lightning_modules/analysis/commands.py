@@ -93,6 +93,8 @@ def _confusion(args: argparse.Namespace) -> int:
     from lightning_modules.analysis.figures import confusion_figure
     from lightning_modules.analysis.report import write_image, write_table
 
+    if args.baseline and not args.groups:  # before anything is written
+        raise SystemExit("--baseline compares per-group accuracy: give --groups too")
     predictions = load_predictions(args.predictions)
     names = predictions["class_names"]
     matrix = _matrix(predictions)
@@ -115,8 +117,6 @@ def _confusion(args: argparse.Namespace) -> int:
             print("per-group top-1 (mean of the group's class accuracies):")
             for group, value in groups.items():
                 print(f"  {group}: {100 * value:.1f}")
-    elif args.baseline:
-        raise SystemExit("--baseline compares per-group accuracy: give --groups too")
     title = f"confusion matrix: {_label(args.predictions)}"
     write_image(out / "confusion.png", confusion_figure(matrix, names, title=title))
     print(f"written to {out}")

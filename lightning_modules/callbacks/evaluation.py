@@ -311,7 +311,8 @@ class AccuracyVsClips(pl.Callback):
     ``test/acc1_video_clips<k>`` and ``test/acc5_video_clips<k>``, a line plot and a table.
 
     Args:
-        crops: spatial crops per clip; default: the datamodule's ``test_crops`` (else 1).
+        crops: spatial views per clip; default: the datamodule's ``test_views_per_clip`` (else
+            ``test_crops``, else 1).
         branch: default: the head's final branch.
         dirpath: folder for PNG/CSV files.
     """
@@ -333,7 +334,9 @@ class AccuracyVsClips(pl.Callback):
         if branch not in results.views:
             rank_zero_warn("AccuracyVsClips: no per-view logits kept; skipped")
             return
-        crops = self.crops or int(getattr(getattr(trainer, "datamodule", None), "test_crops", 1))
+        datamodule = getattr(trainer, "datamodule", None)
+        crops = self.crops or int(getattr(datamodule, "test_views_per_clip",
+                                          getattr(datamodule, "test_crops", 1)))
         views, label = results.views[branch], results.label
         how = getattr(pl_module, "test_average", "prob")
         per_k = accuracy_vs_clips(views, label, crops, how)
