@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,14 +37,16 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg, encode_png
 
+from datamodules.annotations import VIDEO_EXTENSIONS
 from datamodules.decoders._common import quiet_image_codec_deprecation
+from datamodules.decoders.pyav import sequential_frames
+from datamodules.parallel import map_with_progress
 from datamodules.transforms import short_side_size
 
 quiet_image_codec_deprecation()
 
 __all__ = ["Job", "extract_frames", "reencode", "find_videos", "plan", "main"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 PARTIAL = ".partial"
 
 
@@ -135,14 +137,13 @@ def extract_frames(
     if suffix not in ("jpg", "jpeg", "png"):
         raise ValueError(f"template {template!r} must end in .jpg, .jpeg or .png")
     count = 0
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            image = _resize_rgb(frame.to_ndarray(format="rgb24"), short_side)
-            data = encode_png(image) if suffix == "png" else encode_jpeg(image, quality=quality)
-            (partial / template.format(start_index + count)).write_bytes(data.numpy().tobytes())
-            count += 1
+    # the decoders' own sequential decode (same threading, damaged packets skipped the same
+    # way), so frame folders hold exactly the frames the video path reads
+    for frame in sequential_frames(str(source)):
+        image = _resize_rgb(frame.to_ndarray(format="rgb24"), short_side)
+        data = encode_png(image) if suffix == "png" else encode_jpeg(image, quality=quality)
+        (partial / template.format(start_index + count)).write_bytes(data.numpy().tobytes())
+        count += 1
     if count == 0:
         shutil.rmtree(partial)
         raise RuntimeError(f"{source}: no frames decode")
@@ -223,35 +224,14 @@ def prepare(
     progress: bool = True,
 ) -> tuple[int, int, list[tuple[Job, str]]]:
     """Run ``jobs``; returns ``(done, skipped, failures)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     todo = [j for j in jobs if overwrite or not _done(j, mode, options)]
     skipped = len(jobs) - len(todo)
     failures: list[tuple[Job, str]] = []
     done = 0
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"{mode} ({skipped} already done)", total=len(todo))
-        if workers <= 1:
-            results = (_run(job, mode, options) for job in todo)
-            for job, _, error in results:
-                done, failures = _account(job, error, done, failures)
-                bar.advance(task)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_run, job, mode, options) for job in todo]
-                for future in as_completed(futures):
-                    job, _, error = future.result()
-                    done, failures = _account(job, error, done, failures)
-                    bar.advance(task)
+    run = functools.partial(_run, mode=mode, options=options)
+    for job, _, error in map_with_progress(run, todo, workers=workers, progress=progress,
+                                           description=f"{mode} ({skipped} already done)"):
+        done, failures = _account(job, error, done, failures)
     return done, skipped, failures
 
 
