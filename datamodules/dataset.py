@@ -171,6 +171,16 @@ class VideoDataset(Dataset):
         self, record: VideoRecord, generator: torch.Generator | None = None
     ) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)
+        try:
+            return self._clip(record, total)
+        except DecodeError:
+            # a read can find fewer frames than the packets promised (damaged packets): draw
+            # the clip again from the count the decoder knows now
+            if record.num_frames is not None or self.decoder.num_frames(record) == total:
+                raise
+            return self._clip(record, self.decoder.num_frames(record))
+
+    def _clip(self, record: VideoRecord, total: int) -> tuple[Tensor, int]:
         if total <= 0:
             raise DecodeError(record.path, "no decodable frames")
         indices = clip_indices(
