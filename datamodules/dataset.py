@@ -171,16 +171,22 @@ class VideoDataset(Dataset):
         self, record: VideoRecord, generator: torch.Generator | None = None
     ) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)
+        start = generator.get_state() if generator is not None else None
         try:
-            return self._clip(record, total)
+            return self._clip(record, total, generator)
         except DecodeError:
             # a read can find fewer frames than the packets promised (damaged packets): draw
             # the clip again from the count the decoder knows now
             if record.num_frames is not None or self.decoder.num_frames(record) == total:
                 raise
-            return self._clip(record, self.decoder.num_frames(record))
+            if generator is not None:
+                # the same draws as a process whose decoder already knew the true count
+                generator.set_state(start)
+            return self._clip(record, self.decoder.num_frames(record), generator)
 
-    def _clip(self, record: VideoRecord, total: int) -> tuple[Tensor, int]:
+    def _clip(
+        self, record: VideoRecord, total: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, int]:
         if total <= 0:
             raise DecodeError(record.path, "no decodable frames")
         indices = clip_indices(
