@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
 from lightning_modules import VideoRecognizer
+from lightning_modules.run_folder import RunFolder, prepare_run_folder
 
 
 def _fix_nested_command_line_values() -> None:
@@ -104,6 +105,8 @@ class FinegrainCLI(LightningCLI):
         precision = str(config.trainer.get("precision") or "32-true")
         self._reduced_precision = precision not in ("32", "32-true", "64", "64-true")
         self._asked_precision = precision
+        # runs/<project>/<name>/: checkpoints and the W&B id, so `--ckpt_path last` resumes
+        self._run_folder: RunFolder | None = prepare_run_folder(config, self.subcommand or "")
 
     def after_instantiate_classes(self) -> None:
         if self._reduced_precision and isinstance(self.trainer.accelerator, CPUAccelerator):
@@ -113,6 +116,12 @@ class FinegrainCLI(LightningCLI):
                 "Use --trainer.precision=32-true on CPU; 16-mixed is meant for GPUs."
             )
             rank_zero_warn(message)
+
+    def before_fit(self) -> None:
+        logger = self.trainer.logger
+        if self._run_folder is not None and isinstance(logger, WandbLogger) \
+                and self.trainer.is_global_zero:
+            self._run_folder.remember(logger.experiment.id)
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback

@@ -139,7 +139,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
     def locator(self) -> VideoLocator:
         """Resolves annotation names under ``data_dir`` (frame folders for ``frames``)."""
         if self._locator is None:
-            self._locator = VideoLocator(self.data_dir, frames=self.video_backend == "frames")
+            self._locator = VideoLocator(self.data_dir, frames=self.folders)
         return self._locator
 
     def locate(self, entry: Entry, label: int) -> VideoRecord | tuple[str, ...] | None:
@@ -184,7 +184,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if self.classes_subset is not None:
             # unlabelled entries (-1) cannot be filtered by class; they stay
             entries = [e for e in entries if e.label < 0 or e.label in relabel]
-        counter = self.make_decoder() if self.video_backend == "frames" else None
+        counter = self.make_decoder() if self.folders else None
         records: list[VideoRecord] = []
         missing: list[Entry] = []
         ambiguous: dict[str, tuple[str, ...]] = {}
@@ -206,7 +206,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if ambiguous:
             self.ambiguous[split] = ambiguous
         if missing or ambiguous:
-            what = ("frame folders not found or empty" if self.video_backend == "frames"
+            what = ("frame folders not found or empty" if self.folders
                     else "videos not found")
             message = missing_message(type(self).__name__, split, what, self.data_dir,
                                       len(entries), [(e.name, e.where) for e in missing],

@@ -1,13 +1,17 @@
-"""Dataset preparation: extract frame folders and/or re-encode videos to a short side.
+"""Dataset preparation: extract frame folders, TV-L1 flow, and/or re-encode to a short side.
 
     python -m datamodules.prepare frames SRC DST [--short-side 256] [--template "{:05d}.jpg"]
                                                  [--start-index 1] [--quality 90] [--workers 4]
+    python -m datamodules.prepare flow SRC DST [--short-side 256] [--rgb [TEMPLATE]] [--fast]
     python -m datamodules.prepare resize SRC DST --short-side 256 [--crf 23] [--keyint-sec 2]
 
 ``SRC`` is a video file or a folder searched recursively for videos; outputs mirror its
-layout under ``DST`` (``DST/<class>/<video>/00001.jpg`` for ``frames``, ``DST/<class>/<video>.mp4``
-for ``resize``). Each output is written under a temporary name and renamed when complete, so an
-interrupted run resumes where it stopped (finished outputs are skipped unless ``--overwrite``).
+layout under ``DST``: ``DST/<class>/<video>/00001.jpg`` for ``frames``;
+``DST/<class>/<video>/flow_x_00001.jpg`` + ``flow_y_00001.jpg`` for ``flow`` (``datamodules.flow``;
+``--rgb`` also writes ``img_00001.jpg``…, the MMAction2 / TSN layout, and flow written into a
+folder that ``frames`` filled keeps its frames); ``DST/<class>/<video>.mp4`` for ``resize``.
+Each output is written under a temporary name and renamed when complete, so an interrupted run
+resumes where it stopped (finished outputs are skipped unless ``--overwrite``).
 Videos are processed in parallel worker processes behind a rich progress bar; a video that fails
 is reported at the end (exit status 1) without stopping the others.
 
@@ -69,7 +73,8 @@ def plan(src: Path, dst: Path, mode: str, videos: Iterable[Path]) -> list[Job]:
     jobs = []
     for video in videos:
         rel = video.relative_to(src) if src.is_dir() else Path(video.name)
-        target = dst / rel.with_suffix("") if mode == "frames" else dst / rel.with_suffix(".mp4")
+        folder = mode in ("frames", "flow")
+        target = dst / rel.with_suffix("") if folder else dst / rel.with_suffix(".mp4")
         jobs.append(Job(video, target))
     return jobs
 
@@ -194,9 +199,14 @@ def _run(job: Job, mode: str, options: dict) -> tuple[Job, int | None, str | Non
     try:
         if mode == "frames":
             return job, extract_frames(job.source, job.target, **options), None
+        if mode == "flow":
+            from datamodules.flow import extract_flow
+
+            return job, extract_flow(job.source, job.target, **options), None
         return job, reencode(job.source, job.target, **options), None
     except Exception as error:  # noqa: BLE001 (one bad video must not stop the batch)
-        partial = job.target.with_name(job.target.name + PARTIAL)
+        suffix = ".flow" + PARTIAL if mode == "flow" else PARTIAL
+        partial = job.target.with_name(job.target.name + suffix)
         if partial.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
         elif partial.exists():
@@ -214,7 +224,7 @@ def prepare(
     progress: bool = True,
 ) -> tuple[int, int, list[tuple[Job, str]]]:
     """Run ``jobs``; returns ``(done, skipped, failures)``."""
-    todo = [j for j in jobs if overwrite or not j.target.exists()]
+    todo = [j for j in jobs if overwrite or not _done(j, mode, options)]
     skipped = len(jobs) - len(todo)
     failures: list[tuple[Job, str]] = []
     done = 0
@@ -223,6 +233,14 @@ def prepare(
                                            description=f"{mode} ({skipped} already done)"):
         done, failures = _account(job, error, done, failures)
     return done, skipped, failures
+
+
+def _done(job: Job, mode: str, options: dict) -> bool:
+    if mode == "flow":  # the folder may exist already, holding RGB frames only
+        from datamodules.flow import flow_done
+
+        return flow_done(job.target, options.get("start_index", 1))
+    return job.target.exists()
 
 
 def _account(job, error, done, failures):
@@ -234,11 +252,12 @@ def _account(job, error, done, failures):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m datamodules.prepare",
-        description="Extract frame folders or re-encode videos to a short side "
+        description="Extract frame folders or TV-L1 flow, or re-encode videos to a short side "
         "(resumable, parallel).",
     )
     sub = parser.add_subparsers(dest="mode", required=True)
     for name, help_text in (("frames", "extract one image per frame"),
+                            ("flow", "TV-L1 optical flow, one x and one y JPEG per frame pair"),
                             ("resize", "re-encode to H.264 with a given short side")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("src", type=Path, help="a video file or a folder of videos")
@@ -253,6 +272,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--template", default="{:05d}.jpg")
             p.add_argument("--start-index", type=int, default=1, choices=(0, 1))
             p.add_argument("--quality", type=int, default=90)
+        elif name == "flow":
+            p.add_argument("--short-side", type=int, default=None)
+            p.add_argument("--start-index", type=int, default=1, choices=(0, 1))
+            p.add_argument("--quality", type=int, default=90)
+            p.add_argument("--rgb", nargs="?", const="img_{:05d}.jpg", default=None,
+                           metavar="TEMPLATE", help="also write the RGB frames (default name "
+                           "img_{:05d}.jpg, the MMAction2 / TSN layout)")
+            p.add_argument("--fast", action="store_true",
+                           help="fewer TV-L1 scales, warps and iterations (TVL1Settings.fast)")
         else:
             p.add_argument("--short-side", type=int, required=True)
             p.add_argument("--crf", type=int, default=23)
@@ -262,6 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "frames":
         options = dict(short_side=args.short_side, template=args.template,
                        start_index=args.start_index, quality=args.quality)
+    elif args.mode == "flow":
+        from datamodules.flow import TVL1Settings, tvl1
+
+        try:
+            tvl1()  # fails now, with the install hint, if OpenCV contrib is missing
+        except ImportError as error:
+            parser.error(str(error))
+        options = dict(short_side=args.short_side, start_index=args.start_index,
+                       quality=args.quality, rgb_template=args.rgb,
+                       settings=TVL1Settings.fast() if args.fast else TVL1Settings())
     else:
         options = dict(short_side=args.short_side, crf=args.crf, preset=args.preset,
                        keyint_sec=args.keyint_sec)
