@@ -20,6 +20,7 @@ from datamodules import VideoDataModule
 from lightning_modules import EpochSummary, PredictionCSVWriter, VideoRecognizer
 from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
 from lightning_modules.quiet import drop_wandb_anonymous, quiet_dependencies
+from lightning_modules.run_folder import RunFolder, prepare_run_folder
 
 quiet_dependencies()
 
@@ -148,6 +149,8 @@ class FinegrainCLI(LightningCLI):
         precision = str(config.trainer.get("precision") or "32-true")
         self._reduced_precision = precision not in ("32", "32-true", "64", "64-true")
         self._asked_precision = precision
+        # runs/<project>/<name>/: checkpoints and the W&B id, so `--ckpt_path last` resumes
+        self._run_folder: RunFolder | None = prepare_run_folder(config, self.subcommand or "")
 
     def instantiate_classes(self) -> None:
         try:
@@ -171,6 +174,10 @@ class FinegrainCLI(LightningCLI):
             rank_zero_warn(message)
 
     def before_fit(self) -> None:
+        logger = self.trainer.logger
+        if self._run_folder is not None and isinstance(logger, WandbLogger) \
+                and self.trainer.is_global_zero:
+            self._run_folder.remember(logger.experiment.id)
         add_csv_logger(self.trainer)
 
     def before_test(self) -> None:

@@ -14,7 +14,7 @@ from datamodules.annotations import AnnotationError, ClassIndex, Entry
 from datamodules.base import Split, VideoDataModule
 from datamodules.decoders import DecodeError, Decoder
 from datamodules.locate import VideoLocator
-from datamodules.records import VideoRecord
+from datamodules.records import RecordTable, VideoRecord
 from datamodules.reports import missing_message
 from datamodules.subsets import (
     ClassesSubset,
@@ -139,7 +139,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
     def locator(self) -> VideoLocator:
         """Resolves annotation names under ``data_dir`` (frame folders for ``frames``)."""
         if self._locator is None:
-            self._locator = VideoLocator(self.data_dir, frames=self.video_backend == "frames")
+            self._locator = VideoLocator(self.data_dir, frames=self.folders)
         return self._locator
 
     def locate(self, entry: Entry, label: int) -> VideoRecord | tuple[str, ...] | None:
@@ -165,7 +165,8 @@ class AnnotatedVideoDataModule(VideoDataModule):
         """Entries → class subset → located records (missing reported) → per-class cap."""
         source = self.source_of(split)
         if source not in self._located:
-            self._located[source] = self._locate_all(source)
+            # compact columns: this cache outlives setup, in every forked worker too
+            self._located[source] = RecordTable.from_records(self._locate_all(source))
         cap = self.max_per_class
         if isinstance(cap, Mapping):
             cap = cap.get(split)
@@ -183,7 +184,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if self.classes_subset is not None:
             # unlabelled entries (-1) cannot be filtered by class; they stay
             entries = [e for e in entries if e.label < 0 or e.label in relabel]
-        counter = self.make_decoder() if self.video_backend == "frames" else None
+        counter = self.make_decoder() if self.folders else None
         records: list[VideoRecord] = []
         missing: list[Entry] = []
         ambiguous: dict[str, tuple[str, ...]] = {}
@@ -205,7 +206,7 @@ class AnnotatedVideoDataModule(VideoDataModule):
         if ambiguous:
             self.ambiguous[split] = ambiguous
         if missing or ambiguous:
-            what = ("frame folders not found or empty" if self.video_backend == "frames"
+            what = ("frame folders not found or empty" if self.folders
                     else "videos not found")
             message = missing_message(type(self).__name__, split, what, self.data_dir,
                                       len(entries), [(e.name, e.where) for e in missing],

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 # what users' copies of the datasets contain (Kinetics downloaders write .mp4, .mkv or .webm)
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
+                    ".ogv", ".ts", ".m2ts", ".mts", ".3gp", ".wmv")
 
 
 class AnnotationError(ValueError):

@@ -7,25 +7,32 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from abc import abstractmethod
 from typing import Any, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from datamodules.annotations import derive_flip_label_map
 from datamodules.dataset import OnError, VideoDataset, collate_samples
 from datamodules.decoders import Decoder, get_decoder
 from datamodules.normalize import IMAGENET, Normalization
 from datamodules.predict import PredictPaths, predict_records
+from datamodules.randomness import EpochSampler, default_seed, derived_generator
 from datamodules.records import VideoRecord
 from datamodules.reports import UnreadableLog, split_summary
 from datamodules.transforms import ClipTransform, ClipViews, TestViews, TrainTransform
 
 Split = Literal["train", "val", "test"]
+
+# torchdata 0.11 calls a torch API that torch 2.14 deprecates, on every StatefulDataLoader
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -59,7 +66,14 @@ class VideoDataModule(pl.LightningDataModule):
             centre ``test_crop_size`` crop of the centre clip. Views whose shape depends on the
             video (``FullFrameViews``) are tested one video per batch.
         batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
-        video_backend: ``"pyav"`` (default), ``"torchcodec"`` or ``"frames"``.
+        video_backend: ``"pyav"`` (default), ``"torchcodec"``, ``"frames"``, or ``"flow"`` for
+            the optical-flow stream: folders of ``flow_x_00001.jpg`` / ``flow_y_00001.jpg``
+            (``python -m datamodules.prepare flow``), found like frame folders; clips are
+            ``uint8 [2 · flow_length, T, H, W]`` (channels ``x1, y1, x2, y2, …``), the same test
+            views as RGB, and a flip negates x.
+        flow_length: flow pairs stacked per sampled frame with ``video_backend="flow"``;
+            ``None``: 5 for uniform sampling (TSN §3.2: 10 channels per segment), 1 for dense
+            (I3D / S3D flow: 2-channel clips).
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
         normalize: per-channel ``mean`` / ``std`` (in [0, 1] units) that every batch is
             normalised with on the device, after the transfer (``on_after_batch_transfer``):
@@ -91,9 +105,10 @@ class VideoDataModule(pl.LightningDataModule):
         test_views: ClipViews | None = None,
         batch_size: PositiveInt = 8,
         num_workers: NonNegativeInt = 4,
-        video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
+        video_backend: Literal["pyav", "torchcodec", "frames", "flow"] = "pyav",
         on_error: OnError = "warn",
         decoder_options: dict[str, Any] | None = None,
+        flow_length: int | None = None,
         normalize: Normalization | None = IMAGENET,
         predict_paths: PredictPaths | None = None,
     ) -> None:
@@ -104,6 +119,8 @@ class VideoDataModule(pl.LightningDataModule):
                             ("test_clips", test_clips), ("batch_size", batch_size)]:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if flow_length is not None and flow_length < 1:
+            raise ValueError(f"flow_length must be >= 1, got {flow_length}")
         if test_crops not in (1, 3, 5, 10):
             raise ValueError(f"test_crops must be 1, 3, 5 or 10, got {test_crops}")
         if isinstance(flip_label_map, str) and flip_label_map != "auto":
@@ -128,9 +145,17 @@ class VideoDataModule(pl.LightningDataModule):
         self.video_backend = video_backend
         self.on_error = on_error
         self.decoder_options = dict(decoder_options or {})
+        if flow_length is None:
+            flow_length = 5 if sampling == "uniform" else 1
+        self.flow_length = flow_length
         self.normalize = normalize
         self.predict_paths = predict_paths
         self._predict_root: str | None = None
+        if video_backend == "flow" and normalize == IMAGENET:
+            # flow stacks (2·L channels, 128 = no motion) have statistics of their own
+            from datamodules.flow import FLOW_MEAN, FLOW_STD
+
+            self.normalize = Normalization((FLOW_MEAN,), (FLOW_STD,))
         self.datasets: dict[Split, VideoDataset] = {}
         #: every unreadable video met in this run, named once (all splits share it)
         self.unreadable_log = UnreadableLog()
@@ -162,21 +187,44 @@ class VideoDataModule(pl.LightningDataModule):
 
     def make_train_transform(self) -> ClipTransform:
         """``train_transform`` with this datamodule's settings filled in, or the default."""
-        if self.train_transform is None:
-            return TrainTransform(self.train_crop_size, self.short_side, scale=self.train_scale,
-                                  flip=self.flip, flip_label_map=self.resolved_flip_label_map())
-        return self.train_transform.bound(self.train_crop_size, self.flip,
-                                          self.resolved_flip_label_map())
+        transform = self.train_transform or TrainTransform(
+            self.train_crop_size, self.short_side, scale=self.train_scale)
+        return transform.bound(self.train_crop_size, self.flip, self.resolved_flip_label_map(),
+                               flow=self.flow)
 
     def make_test_views(self) -> ClipViews:
         """``test_views``, or the ``test_crops`` square crops of ``test_crop_size``."""
         if self.test_views is None:
-            return TestViews(self.test_crop_size, self.short_side, self.test_crops)
-        return copy.copy(self.test_views)
+            return self._for_stream(TestViews(self.test_crop_size, self.short_side,
+                                              self.test_crops))
+        return self._for_stream(copy.copy(self.test_views))
+
+    def _for_stream(self, views: ClipViews) -> ClipViews:
+        """``views`` told whether they cut RGB frames or flow stacks (flow mirrors negate x)."""
+        views.flow = self.flow
+        return views
+
+    @property
+    def flow(self) -> bool:
+        """Whether this is the optical-flow stream (``video_backend="flow"``)."""
+        return self.video_backend == "flow"
+
+    @property
+    def folders(self) -> bool:
+        """Whether videos are folders of images (frames or flow), not files."""
+        return self.video_backend in ("frames", "flow")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of a clip: 3 (RGB) or ``2 · flow_length`` (flow)."""
+        return 2 * self.flow_length if self.flow else 3
 
     def make_decoder(self) -> Decoder:
         """The backend with ``decoder_options`` (one per dataset: caches are per instance)."""
-        return get_decoder(self.video_backend, **self.decoder_options)
+        options = dict(self.decoder_options)
+        if self.flow:
+            options.setdefault("flow_length", self.flow_length)
+        return get_decoder(self.video_backend, **options)
 
     def resolved_flip_label_map(self) -> dict[int, int]:
         """``flip_label_map`` as label pairs (``"auto"`` resolved against ``classes``)."""
@@ -222,7 +270,7 @@ class VideoDataModule(pl.LightningDataModule):
             train_transform=self.make_train_transform() if split == "train" else None,
             # validation: the training-time test setting (one centre crop), whatever the test
             test_views=(self.make_test_views() if split == "test"
-                        else TestViews(self.test_crop_size, self.short_side, 1)),
+                        else self._for_stream(TestViews(self.test_crop_size, self.short_side, 1))),
             on_error=self.on_error,
             unreadable_log=self.unreadable_log,
         )
@@ -234,8 +282,9 @@ class VideoDataModule(pl.LightningDataModule):
     def summary(self, split: Split) -> str:
         """One line: the split's classes, videos, missing and unreadable-so-far counts."""
         dataset = self.datasets[split]
-        labels = {r.label for r in dataset.records if r.label >= 0}
-        return split_summary(type(self).__name__, split, classes=len(labels),
+        labels = dataset.records.labels
+        return split_summary(type(self).__name__, split,
+                             classes=len(np.unique(labels[labels >= 0])),
                              videos=len(dataset), unreadable=len(self.unreadable_log),
                              **self.split_counts(split))
 
@@ -273,6 +322,9 @@ class VideoDataModule(pl.LightningDataModule):
             collate_fn=collate_samples,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            # a loader without its own generator draws its worker seed from the global RNG,
+            # shifting dropout's draws by whether (and how often) evaluation ran
+            generator=derived_generator(default_seed(), "loader", split),
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -280,8 +332,27 @@ class VideoDataModule(pl.LightningDataModule):
         float input, and workers only ever move ``uint8``."""
         return batch if self.normalize is None else self.normalize.apply(batch)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> StatefulDataLoader:
+        """Shuffled batches whose order and augmentation depend on (seed, epoch, index) only
+        (``datamodules.randomness``); a ``StatefulDataLoader``, so a checkpoint taken
+        mid-epoch resumes with the batches not yet seen."""
+        if "train" not in self.datasets:
+            self.datasets["train"] = self.make_dataset("train")
+        dataset = self.datasets["train"]
+        seed = default_seed()
+        return StatefulDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochSampler(len(dataset), shuffle=True, seed=seed),
+            num_workers=self.num_workers,
+            drop_last=True,
+            collate_fn=collate_samples,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            # worker seeds from the loader's own generator: the global RNG (dropout) is left
+            # alone, as it must be for a resumed run to draw what an uninterrupted one draws
+            generator=derived_generator(seed, "loader", "train"),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -11,7 +11,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from datamodules.decoders import DecodeError, Decoder
-from datamodules.records import VideoRecord
+from datamodules.randomness import SampleKey
+from datamodules.records import RecordTable, VideoRecord
 from datamodules.reports import UnreadableLog
 from datamodules.sampling import clip_indices
 from datamodules.transforms import ClipTransform, ClipViews
@@ -25,6 +26,11 @@ def _sample(video: Tensor | None, label: int, index: int,
             failures: list[tuple[int, str, str]] | None = None) -> Sample:
     return {"video": video, "label": label, "index": index, "skipped": len(failures or ()),
             "unreadable": failures or []}
+
+
+def _generator(key: int | SampleKey, position: int) -> torch.Generator | None:
+    """The draws of the record at ``position`` for ``key`` (``None``: the global RNG)."""
+    return key.generator(position) if isinstance(key, SampleKey) else None
 
 
 def collate_samples(samples: list[Sample]) -> dict[str, Any]:
@@ -78,6 +84,12 @@ class VideoDataset(Dataset):
       metrics and the predictions and counted instead.
 
     ``on_error="raise"`` makes it fatal. Batch with ``collate_samples`` (the datamodules do).
+
+    The key is a position in ``records`` or, from the datamodule's training sampler, a
+    :class:`~datamodules.randomness.SampleKey` ``(index, epoch, seed)``: then every random draw
+    of the sample (frame indices, crop, flip, …) comes from a generator derived from those
+    three and the position of the record read, so the sample is the same in any worker, on any
+    rank and after a resume. A bare position draws from the global RNG.
     """
 
     def __init__(
@@ -101,7 +113,8 @@ class VideoDataset(Dataset):
             raise ValueError(f"mode={mode!r} needs test_views")
         if on_error not in ("warn", "raise"):
             raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
-        self.records = list(records)
+        # numpy columns, not a list of objects: workers read them without copying them
+        self.records = RecordTable.from_records(records)
         self.decoder = decoder
         self.mode = mode
         self.sampling = sampling
@@ -116,10 +129,11 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, key: int | SampleKey) -> Sample:
+        index = key.index if isinstance(key, SampleKey) else int(key)
         record = self.records[index]
         try:
-            video, label = self._load(record)
+            video, label = self._load(record, _generator(key, index))
         except DecodeError as error:
             if self.on_error == "raise":
                 raise
@@ -137,7 +151,7 @@ class VideoDataset(Dataset):
         for step in range(1, len(self.records)):
             other = (index + step) % len(self.records)
             try:
-                video, label = self._load(self.records[other])
+                video, label = self._load(self.records[other], _generator(key, other))
             except DecodeError as error:
                 failures.append(self._failure(other, error))
                 continue
@@ -154,8 +168,26 @@ class VideoDataset(Dataset):
             self.unreadable_log.report(failure[1], failure[2])
         return failure
 
-    def _load(self, record: VideoRecord) -> tuple[Tensor, int]:
+    def _load(
+        self, record: VideoRecord, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, int]:
         total = record.num_frames or self.decoder.num_frames(record)
+        start = generator.get_state() if generator is not None else None
+        try:
+            return self._clip(record, total, generator)
+        except DecodeError:
+            # a read can find fewer frames than the packets promised (damaged packets): draw
+            # the clip again from the count the decoder knows now
+            if record.num_frames is not None or self.decoder.num_frames(record) == total:
+                raise
+            if generator is not None:
+                # the same draws as a process whose decoder already knew the true count
+                generator.set_state(start)
+            return self._clip(record, self.decoder.num_frames(record), generator)
+
+    def _clip(
+        self, record: VideoRecord, total: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, int]:
         if total <= 0:
             raise DecodeError(record.path, "no decodable frames")
         indices = clip_indices(
@@ -165,12 +197,14 @@ class VideoDataset(Dataset):
             frame_interval=self.frame_interval,
             num_clips=self.test_clips,
             train=self.mode == "train",
+            generator=generator,
         )  # [K, T]
         # one read for all clips: the decoder decodes each distinct frame once
         frames = self.decoder.read(record, indices.flatten())  # [K*T, H, W, 3]
         frames = rearrange(frames, "(k t) h w c -> k t h w c", k=indices.shape[0])
         if self.mode == "train":
             # the label can change: a flip swaps mirror classes (``flip_label_map``)
-            return self.train_transform(frames[0], record.label)  # [C, T, H, W], label
+            # [C, T, H, W], label
+            return self.train_transform(frames[0], record.label, generator=generator)
         views = self.test_views(frames)  # [K*views_per_clip, C, T, H, W], clip-major
         return (views[0] if self.mode == "val" else views), record.label

@@ -34,7 +34,8 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
        at least one validation video per class with two or more); ``test`` is ``val``.
 
     A video is a file with a video extension (``.mp4``, ``.avi``, ``.mkv``, ``.webm``, …) or,
-    with ``video_backend="frames"``, a sub-folder of frames. Classes are the sorted folder names
+    with ``video_backend="frames"`` (or ``"flow"``), a sub-folder of frames (of flow images).
+    Classes are the sorted folder names
     (of ``train/`` in layout 1).
 
     Args:
@@ -85,7 +86,7 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
 
     def _videos(self, folder: str) -> list[str]:
         """Names of the videos directly inside ``folder``, sorted."""
-        frames = self.video_backend == "frames"
+        frames = self.folders
         with os.scandir(folder) as it:
             names = [e.name for e in it if not e.name.startswith(".") and (
                 e.is_dir() if frames else
@@ -108,7 +109,7 @@ class VideoFolderDataModule(AnnotatedVideoDataModule):
         empty = [name for name in classes if not self._videos(os.path.join(root, name))]
         if empty:
             # else each would be a class no video ever has: a head output that cannot be right
-            what = "frame folders" if self.video_backend == "frames" else (
+            what = "frame folders" if self.folders else (
                 f"videos ({', '.join(VIDEO_EXTENSIONS)})")
             raise AnnotationError(f"{len(empty)} class folder(s) in {root} hold no {what}: "
                                   f"{empty[:5]}; remove them or move their videos in")

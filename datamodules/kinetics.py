@@ -136,7 +136,7 @@ class KineticsDataModule(AnnotatedVideoDataModule):
             return VideoRecord(path=found.path, label=label)  # already cut to the window
         if found.ambiguous:
             return found.candidates
-        if self.video_backend == "frames":
+        if self.folders:
             return None  # a frame folder has no timestamps to trim by
         youtube_id = entry.name.rsplit("_", 2)[0]  # ids may hold "_" themselves
         found = self.locator.index.find(youtube_id)

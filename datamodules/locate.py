@@ -42,6 +42,8 @@ class VideoIndex:
     """Every video (or frame folder) under ``root``, by name without extension.
 
     Names seen more than once keep every path (sorted walk order), so lookups can report them.
+    Values are plain strings (a tuple for a repeated name): no per-entry container objects for
+    the garbage collector to walk, and touch, in every forked DataLoader worker.
 
     Args:
         root: the folder to search.
@@ -54,34 +56,44 @@ class VideoIndex:
         self.root = str(root)
         self.frames = frames
         self.extensions = tuple(e.lower() for e in extensions)
-        self._paths: dict[str, list[str]] | None = None
+        self._paths: dict[str, str | tuple[str, ...]] | None = None
 
-    def _build(self) -> dict[str, list[str]]:
-        paths: dict[str, list[str]] = {}
+    def _build(self) -> dict[str, str | tuple[str, ...]]:
+        paths: dict[str, str | tuple[str, ...]] = {}
         for folder, dirs, files in os.walk(self.root, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in (dirs if self.frames else sorted(files)):
                 stem, ext = (name, "") if self.frames else os.path.splitext(name)
                 if not self.frames and ext.lower() not in self.extensions:
                     continue
-                paths.setdefault(stem, []).append(os.path.join(folder, name))
+                path = os.path.join(folder, name)
+                seen = paths.get(stem)
+                if seen is None:
+                    paths[stem] = path
+                else:
+                    paths[stem] = (*((seen,) if isinstance(seen, str) else seen), path)
         return paths
 
     @property
-    def paths(self) -> dict[str, list[str]]:
-        """``{name: [paths]}`` of everything found (walks the tree on first use)."""
+    def paths(self) -> dict[str, str | tuple[str, ...]]:
+        """``{name: path or (paths, …)}`` of everything found (walks the tree on first use)."""
         if self._paths is None:
             self._paths = self._build()
         return self._paths
 
+    def places(self, name: str) -> tuple[str, ...]:
+        """Every path of the video called ``name`` (no extension)."""
+        found = self.paths.get(name, ())
+        return (found,) if isinstance(found, str) else found
+
     @property
-    def duplicates(self) -> dict[str, list[str]]:
+    def duplicates(self) -> dict[str, tuple[str, ...]]:
         """Names found in more than one place."""
-        return {name: found for name, found in self.paths.items() if len(found) > 1}
+        return {name: found for name, found in self.paths.items() if isinstance(found, tuple)}
 
     def find(self, name: str) -> Found:
         """The video called ``name`` (no extension)."""
-        found = tuple(self.paths.get(name, ()))
+        found = self.places(name)
         return Found(found[0] if len(found) == 1 else None, found)
 
     def __len__(self) -> int:
@@ -133,7 +145,7 @@ class VideoLocator:
         # test lists say HandStandPushups/ for the folder HandstandPushups/)
         tail = (os.sep + os.path.normpath(stem)).casefold()
         basename = os.path.basename(stem)
-        matches = [p for p in self.index.paths.get(basename, ())
+        matches = [p for p in self.index.places(basename)
                    if (p if self.frames else os.path.splitext(p)[0]).casefold().endswith(tail)]
         if len(matches) > 1 and ext:  # the listed extension breaks a tie (a.avi beside a.mp4)
             same = [p for p in matches if p.lower().endswith(ext)]

@@ -31,18 +31,20 @@ def normalize(
 ) -> Tensor:
     """``uint8 [..., C, T, H, W]`` → ``(x / 255 - mean) / std`` as ``dtype``, on ``x``'s device.
 
-    ``mean``/``std`` are in [0, 1] units (ImageNet's by default); the channel dim is ``-4`` so
+    ``mean``/``std`` are in [0, 1] units (ImageNet's by default), one value per channel or one
+    value for all (flow stacks); the channel dim is ``-4`` so
     the same call serves a clip, a batch ``[B, C, T, H, W]`` and test views
     ``[B, V, C, T, H, W]``. Float input is taken as already in [0, 1].
     """
     if x.ndim < 4:
         raise ValueError(f"expected [..., C, T, H, W], got shape {tuple(x.shape)}")
     channels = x.shape[-4]
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(channels, 1, 1, 1) * scale
+    m = torch.as_tensor(mean, dtype=dtype, device=x.device).flatten()
+    s = torch.as_tensor(std, dtype=dtype, device=x.device).flatten()
+    if m.numel() not in (1, channels) or s.numel() not in (1, channels):
+        raise ValueError(f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels")
+    m, s = m.view(-1, 1, 1, 1) * scale, s.view(-1, 1, 1, 1) * scale
     return (x.to(dtype) - m) / s
 
 

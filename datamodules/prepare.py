@@ -1,13 +1,17 @@
-"""Dataset preparation: extract frame folders and/or re-encode videos to a short side.
+"""Dataset preparation: extract frame folders, TV-L1 flow, and/or re-encode to a short side.
 
     python -m datamodules.prepare frames SRC DST [--short-side 256] [--template "{:05d}.jpg"]
                                                  [--start-index 1] [--quality 90] [--workers 4]
+    python -m datamodules.prepare flow SRC DST [--short-side 256] [--rgb [TEMPLATE]] [--fast]
     python -m datamodules.prepare resize SRC DST --short-side 256 [--crf 23] [--keyint-sec 2]
 
 ``SRC`` is a video file or a folder searched recursively for videos; outputs mirror its
-layout under ``DST`` (``DST/<class>/<video>/00001.jpg`` for ``frames``, ``DST/<class>/<video>.mp4``
-for ``resize``). Each output is written under a temporary name and renamed when complete, so an
-interrupted run resumes where it stopped (finished outputs are skipped unless ``--overwrite``).
+layout under ``DST``: ``DST/<class>/<video>/00001.jpg`` for ``frames``;
+``DST/<class>/<video>/flow_x_00001.jpg`` + ``flow_y_00001.jpg`` for ``flow`` (``datamodules.flow``;
+``--rgb`` also writes ``img_00001.jpg``…, the MMAction2 / TSN layout, and flow written into a
+folder that ``frames`` filled keeps its frames); ``DST/<class>/<video>.mp4`` for ``resize``.
+Each output is written under a temporary name and renamed when complete, so an interrupted run
+resumes where it stopped (finished outputs are skipped unless ``--overwrite``).
 Videos are processed in parallel worker processes behind a rich progress bar; a video that fails
 is reported at the end (exit status 1) without stopping the others.
 
@@ -19,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,14 +37,16 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg, encode_png
 
+from datamodules.annotations import VIDEO_EXTENSIONS
 from datamodules.decoders._common import quiet_image_codec_deprecation
+from datamodules.decoders.pyav import sequential_frames
+from datamodules.parallel import map_with_progress
 from datamodules.transforms import short_side_size
 
 quiet_image_codec_deprecation()
 
 __all__ = ["Job", "extract_frames", "reencode", "find_videos", "plan", "main"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 PARTIAL = ".partial"
 
 
@@ -67,7 +73,8 @@ def plan(src: Path, dst: Path, mode: str, videos: Iterable[Path]) -> list[Job]:
     jobs = []
     for video in videos:
         rel = video.relative_to(src) if src.is_dir() else Path(video.name)
-        target = dst / rel.with_suffix("") if mode == "frames" else dst / rel.with_suffix(".mp4")
+        folder = mode in ("frames", "flow")
+        target = dst / rel.with_suffix("") if folder else dst / rel.with_suffix(".mp4")
         jobs.append(Job(video, target))
     return jobs
 
@@ -130,14 +137,13 @@ def extract_frames(
     if suffix not in ("jpg", "jpeg", "png"):
         raise ValueError(f"template {template!r} must end in .jpg, .jpeg or .png")
     count = 0
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            image = _resize_rgb(frame.to_ndarray(format="rgb24"), short_side)
-            data = encode_png(image) if suffix == "png" else encode_jpeg(image, quality=quality)
-            (partial / template.format(start_index + count)).write_bytes(data.numpy().tobytes())
-            count += 1
+    # the decoders' own sequential decode (same threading, damaged packets skipped the same
+    # way), so frame folders hold exactly the frames the video path reads
+    for frame in sequential_frames(str(source)):
+        image = _resize_rgb(frame.to_ndarray(format="rgb24"), short_side)
+        data = encode_png(image) if suffix == "png" else encode_jpeg(image, quality=quality)
+        (partial / template.format(start_index + count)).write_bytes(data.numpy().tobytes())
+        count += 1
     if count == 0:
         shutil.rmtree(partial)
         raise RuntimeError(f"{source}: no frames decode")
@@ -193,9 +199,14 @@ def _run(job: Job, mode: str, options: dict) -> tuple[Job, int | None, str | Non
     try:
         if mode == "frames":
             return job, extract_frames(job.source, job.target, **options), None
+        if mode == "flow":
+            from datamodules.flow import extract_flow
+
+            return job, extract_flow(job.source, job.target, **options), None
         return job, reencode(job.source, job.target, **options), None
     except Exception as error:  # noqa: BLE001 (one bad video must not stop the batch)
-        partial = job.target.with_name(job.target.name + PARTIAL)
+        suffix = ".flow" + PARTIAL if mode == "flow" else PARTIAL
+        partial = job.target.with_name(job.target.name + suffix)
         if partial.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
         elif partial.exists():
@@ -213,36 +224,23 @@ def prepare(
     progress: bool = True,
 ) -> tuple[int, int, list[tuple[Job, str]]]:
     """Run ``jobs``; returns ``(done, skipped, failures)``."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    todo = [j for j in jobs if overwrite or not j.target.exists()]
+    todo = [j for j in jobs if overwrite or not _done(j, mode, options)]
     skipped = len(jobs) - len(todo)
     failures: list[tuple[Job, str]] = []
     done = 0
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"{mode} ({skipped} already done)", total=len(todo))
-        if workers <= 1:
-            results = (_run(job, mode, options) for job in todo)
-            for job, _, error in results:
-                done, failures = _account(job, error, done, failures)
-                bar.advance(task)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_run, job, mode, options) for job in todo]
-                for future in as_completed(futures):
-                    job, _, error = future.result()
-                    done, failures = _account(job, error, done, failures)
-                    bar.advance(task)
+    run = functools.partial(_run, mode=mode, options=options)
+    for job, _, error in map_with_progress(run, todo, workers=workers, progress=progress,
+                                           description=f"{mode} ({skipped} already done)"):
+        done, failures = _account(job, error, done, failures)
     return done, skipped, failures
+
+
+def _done(job: Job, mode: str, options: dict) -> bool:
+    if mode == "flow":  # the folder may exist already, holding RGB frames only
+        from datamodules.flow import flow_done
+
+        return flow_done(job.target, options.get("start_index", 1))
+    return job.target.exists()
 
 
 def _account(job, error, done, failures):
@@ -254,11 +252,12 @@ def _account(job, error, done, failures):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m datamodules.prepare",
-        description="Extract frame folders or re-encode videos to a short side "
+        description="Extract frame folders or TV-L1 flow, or re-encode videos to a short side "
         "(resumable, parallel).",
     )
     sub = parser.add_subparsers(dest="mode", required=True)
     for name, help_text in (("frames", "extract one image per frame"),
+                            ("flow", "TV-L1 optical flow, one x and one y JPEG per frame pair"),
                             ("resize", "re-encode to H.264 with a given short side")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("src", type=Path, help="a video file or a folder of videos")
@@ -273,6 +272,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--template", default="{:05d}.jpg")
             p.add_argument("--start-index", type=int, default=1, choices=(0, 1))
             p.add_argument("--quality", type=int, default=90)
+        elif name == "flow":
+            p.add_argument("--short-side", type=int, default=None)
+            p.add_argument("--start-index", type=int, default=1, choices=(0, 1))
+            p.add_argument("--quality", type=int, default=90)
+            p.add_argument("--rgb", nargs="?", const="img_{:05d}.jpg", default=None,
+                           metavar="TEMPLATE", help="also write the RGB frames (default name "
+                           "img_{:05d}.jpg, the MMAction2 / TSN layout)")
+            p.add_argument("--fast", action="store_true",
+                           help="fewer TV-L1 scales, warps and iterations (TVL1Settings.fast)")
         else:
             p.add_argument("--short-side", type=int, required=True)
             p.add_argument("--crf", type=int, default=23)
@@ -282,6 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "frames":
         options = dict(short_side=args.short_side, template=args.template,
                        start_index=args.start_index, quality=args.quality)
+    elif args.mode == "flow":
+        from datamodules.flow import TVL1Settings, tvl1
+
+        try:
+            tvl1()  # fails now, with the install hint, if OpenCV contrib is missing
+        except ImportError as error:
+            parser.error(str(error))
+        options = dict(short_side=args.short_side, start_index=args.start_index,
+                       quality=args.quality, rgb_template=args.rgb,
+                       settings=TVL1Settings.fast() if args.fast else TVL1Settings())
     else:
         options = dict(short_side=args.short_side, crf=args.crf, preset=args.preset,
                        keyint_sec=args.keyint_sec)

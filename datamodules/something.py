@@ -87,7 +87,7 @@ class SomethingSomethingV1DataModule(_SomethingBase):
         data_dir: str,
         test_split: Literal["val", "test"] = "val",
         flip: bool = False,
-        video_backend: Literal["pyav", "torchcodec", "frames"] = "frames",
+        video_backend: Literal["pyav", "torchcodec", "frames", "flow"] = "frames",
         **kwargs: Any,
     ) -> None:
         super().__init__(

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from datamodules.annotations import AnnotationError, ClassIndex, read_name_list
 from datamodules.class_lists import PACKAGED_CLASS_LISTS, packaged_class_list
-from datamodules.records import VideoRecord
+from datamodules.records import RecordTable, VideoRecord
 
 __all__ = ["ClassesSubset", "MaxPerClass", "cap_per_class", "check_subset_arguments",
            "choose_classes"]
@@ -72,19 +72,21 @@ def choose_classes(full: Sequence[str], subset: ClassesSubset, *, seed: int,
 
 
 def cap_per_class(records: Sequence[VideoRecord], cap: int | None, *, key: str
-                  ) -> list[VideoRecord]:
+                  ) -> Sequence[VideoRecord]:
     """At most ``cap`` records per class, listed order kept. The draw for each class depends
     only on ``key`` and the label (``"<seed>-<source list>"``), so ``val`` and a ``test`` that
     read the same list get the same videos."""
     if cap is None:
-        return list(records)
+        return records
+    labels = (records.labels.tolist() if isinstance(records, RecordTable)
+              else [r.label for r in records])
     by_class: dict[int, list[int]] = {}
-    for position, record in enumerate(records):
-        by_class.setdefault(record.label, []).append(position)
+    for position, label in enumerate(labels):
+        by_class.setdefault(label, []).append(position)
     keep: set[int] = set()
     for label, positions in by_class.items():
         if len(positions) <= cap:
             keep.update(positions)
         else:
             keep.update(random.Random(f"{key}-{label}").sample(positions, cap))
-    return [r for position, r in enumerate(records) if position in keep]
+    return [records[position] for position in sorted(keep)]

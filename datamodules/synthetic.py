@@ -14,6 +14,11 @@ on its top (or bottom) edge.
 
 Flips keep every label (marks are on the top/bottom edge, the crossing direction is random), so
 the usual horizontal-flip augmentation is safe.
+
+With ``video_backend="flow"`` the datamodule also computes the videos' TV-L1 flow once
+(``datamodules.flow``, fast settings) and serves the flow stream: the growing or shrinking of
+the square is in the flow's divergence, so a 2D model on flow can tell the time-reversed pairs
+apart, while the mark (it moves with the square) is nearly invisible in it.
 """
 
 from __future__ import annotations
@@ -228,7 +233,10 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         first_context: the first of the ``CONTEXTS`` used (0: stripes), so that two benchmarks
             can share the fine-grained distinctions but not the contexts (a transfer experiment:
             pretrain on stripes + checker, fine-tune on gradient + rings with ``first_context=2``).
-        **kwargs: the common arguments of ``VideoDataModule``.
+        video_backend: ``"pyav"`` (the encoded videos), ``"torchcodec"``, or ``"flow"``: the
+            videos' TV-L1 flow (``TVL1Settings.fast()``, at the generated size), computed once
+            into ``<cache>/flow-fast/`` with ``max(1, num_workers)`` processes.
+        flow_length: flow pairs per sampled frame (``VideoDataModule``).
     """
 
     def __init__(
@@ -256,10 +264,11 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         test_views: ClipViews | None = None,
         batch_size: PositiveInt = 16,
         num_workers: NonNegativeInt = 0,
-        video_backend: Literal["pyav", "torchcodec", "frames"] = "pyav",
+        video_backend: Literal["pyav", "torchcodec", "flow"] = "pyav",
         on_error: OnError = "warn",
         mark_contrast: MarkContrast = 1.0,
         first_context: int = 0,
+        flow_length: int | None = None,
         normalize: Normalization | None = IMAGENET,
         predict_paths: PredictPaths | None = None,
     ) -> None:
@@ -281,9 +290,13 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             num_workers=num_workers,
             video_backend=video_backend,
             on_error=on_error,
+            flow_length=flow_length,
             normalize=normalize,
             predict_paths=predict_paths,
         )
+        if video_backend == "frames":
+            raise ValueError("the synthetic benchmark is encoded video: use video_backend "
+                             "'pyav', 'torchcodec' or 'flow'")
         if not 1 <= num_contexts <= len(CONTEXTS) - first_context or first_context < 0:
             raise ValueError(
                 f"first_context + num_contexts must be in 1..{len(CONTEXTS)} (first_context >= "
@@ -331,14 +344,52 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         """The generated benchmark's folder (``data_dir/synthetic-<hash>``)."""
         return str(self.root)
 
+    @property
+    def flow_root(self) -> Path:
+        """Where the flow folders of the generated videos go (``video_backend="flow"``)."""
+        return self.root / "flow-fast"
+
     def prepare_data(self) -> None:
         generate_benchmark(self.root, **self.generation)
+        if self.flow and not self.flow_root.exists():
+            _extract_benchmark_flow(self.root, self.flow_root, max(1, self.num_workers))
 
     def build_records(self, split: Split) -> list[VideoRecord]:
         self.prepare_data()  # a no-op once written; makes the module usable without a Trainer
         manifest = json.loads((self.root / "manifest.json").read_text())
+        if self.flow:  # stacks of flow_length pairs; a video of N frames has N - 1 pairs
+            return [
+                VideoRecord(path=str(self.flow_root / Path(entry["path"]).with_suffix("")),
+                            label=entry["label"],
+                            num_frames=entry["num_frames"] - self.flow_length)
+                for entry in manifest["splits"][split]
+            ]
         return [
             VideoRecord(path=str(self.root / entry["path"]), label=entry["label"],
                         num_frames=entry["num_frames"])
             for entry in manifest["splits"][split]
         ]
+
+
+def _extract_benchmark_flow(root: Path, flow_root: Path, workers: int) -> None:
+    """TV-L1 flow of every video under ``root`` into ``flow_root`` (same layout), built in a
+    staging folder and renamed into place, so concurrent runs never see half of it."""
+    from datamodules.flow import TVL1Settings, tvl1
+    from datamodules.prepare import find_videos, plan, prepare
+
+    tvl1()  # the install hint, before any work, when OpenCV contrib is missing
+    staging = Path(tempfile.mkdtemp(prefix=".flow-", dir=root))
+    try:
+        jobs = plan(root, staging, "flow", find_videos(root, (".mp4",)))
+        _, _, failures = prepare(jobs, "flow", {"settings": TVL1Settings.fast()},
+                                 workers=workers, progress=True)
+        if failures:
+            raise RuntimeError(f"flow extraction failed for {len(failures)} synthetic videos, "
+                               f"first: {failures[0][0].source}: {failures[0][1]}")
+        staging.rename(flow_root)
+    except OSError:
+        if not flow_root.exists():  # not "another process finished first"
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,10 @@ Train transforms (``ClipTransform`` subclasses: ``TrainTransform``, ``ResizeRand
 are chosen in a datamodule's config by ``class_path`` (``train_transform`` / ``test_views``).
 
 Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; test views are
-``[V, 3, T, h, w]``.
+``[V, 3, T, h, w]``. For the optical-flow stream (``flow = True``, which a datamodule with
+``video_backend="flow"`` sets on its transforms) the frames are encoded flow stacks
+``[T, H, W, 2L]`` (``datamodules.flow``): the geometry is the same, and every mirroring also
+negates the x components (``mirror_flow``: a mirrored video's motion mirrors too).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+from datamodules.flow import mirror_flow
 
 # normalisation lives in datamodules.normalize; its names stay importable from here
 from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, normalize
@@ -43,8 +48,12 @@ __all__ = [
 ]
 
 
-def _check_frames(frames: Tensor) -> None:
-    if frames.ndim != 4 or frames.shape[-1] != 3:
+def _check_frames(frames: Tensor, flow: bool = False) -> None:
+    if flow:
+        if frames.ndim != 4 or frames.shape[-1] % 2:
+            raise ValueError(f"expected flow stacks [T, H, W, 2L], got shape "
+                             f"{tuple(frames.shape)}")
+    elif frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames [T, H, W, 3], got shape {tuple(frames.shape)}")
     if frames.dtype != torch.uint8:
         raise ValueError(f"expected uint8 frames, got {frames.dtype}")
@@ -64,6 +73,11 @@ def resize_short_side(x: Tensor, short_side: int) -> Tensor:
     if size == (h, w):
         return x
     return TF.resize(x, list(size), antialias=True)
+
+
+def _mirror(x: Tensor, flow: bool) -> Tensor:
+    """Horizontally mirror ``[T, C, H, W]``; flow also has its x components negated."""
+    return mirror_flow(x, channel_dim=1) if flow else x.flip(-1)
 
 
 def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
@@ -104,7 +118,12 @@ class ClipTransform(ABC):
         flip_label_map: labels that change when the clip is mirrored (Something-Something's
             "left"/"right" classes): ``{label: mirrored_label}``; applied as given, so list both
             directions of a pair. ``None``: the datamodule's ``flip_label_map``.
+
+    ``flow`` (set by ``bound`` for the flow stream): the frames are flow stacks
+    ``[T, H, W, 2L]`` and a flip also negates their x components.
     """
+
+    flow: bool = False
 
     def __init__(
         self,
@@ -125,12 +144,13 @@ class ClipTransform(ABC):
         """``(top, left, h, w)`` of the crop in a decoded ``height × width`` frame."""
 
     def bound(
-        self, crop_size: int, flip: bool, flip_label_map: Mapping[int, int]
+        self, crop_size: int, flip: bool, flip_label_map: Mapping[int, int], flow: bool = False
     ) -> ClipTransform:
         """A copy with the datamodule's settings filled in: ``crop_size`` where this one has
         none, mirroring off when the dataset forbids it (``flip=False``: mirror-sensitive
-        labels), and ``flip_label_map`` where this one has none."""
+        labels), ``flip_label_map`` where this one has none, and ``flow``."""
         bound = copy.copy(self)
+        bound.flow = flow
         if bound.crop_size is None:
             bound.crop_size = crop_size
         bound.flip = self.flip and flip
@@ -141,16 +161,16 @@ class ClipTransform(ABC):
     def __call__(
         self, frames: Tensor, label: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, int]:
-        _check_frames(frames)
+        _check_frames(frames, self.flow)
         if self.crop_size is None:
             raise ValueError(f"{type(self).__name__}: crop_size is not set (a datamodule "
                              "sets it from train_crop_size)")
         _, height, width, _ = frames.shape
         top, left, h, w = self.source_box(height, width, generator)
         x = TF.resized_crop(frames.permute(0, 3, 1, 2), top, left, h, w,
-                            [self.crop_size, self.crop_size], antialias=True)  # [T, 3, c, c]
+                            [self.crop_size, self.crop_size], antialias=True)  # [T, C, c, c]
         if self.flip and bool(torch.rand(1, generator=generator) < 0.5):
-            x = x.flip(-1)
+            x = _mirror(x, self.flow)
             label = self.flip_label_map.get(int(label), label)
         return x.permute(1, 0, 2, 3).contiguous(), label
 
@@ -425,13 +445,15 @@ class ClipViews(ABC):
     ``uint8 [K * views_per_clip, 3, T, h, w]``; view ``k * views_per_clip`` is clip ``k``'s
     first (centre) view. ``fixed_size`` says whether every video's views have the same shape
     (so test batches of several videos stack); a datamodule tests one video per batch
-    otherwise.
+    otherwise. With ``flow`` (set by the datamodule for the flow stream) the clips are flow
+    stacks ``[K, T, H, W, 2L]`` and mirrored views negate their x components.
     """
 
     __test__ = False  # not a pytest class
 
     views_per_clip: int = 1
     fixed_size: bool = True
+    flow: bool = False
 
     @abstractmethod
     def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
@@ -442,7 +464,7 @@ class ClipViews(ABC):
             clips = clips.unsqueeze(0)
         if clips.ndim != 5:
             raise ValueError(f"expected clips [K, T, H, W, 3], got shape {tuple(clips.shape)}")
-        _check_frames(clips[0])
+        _check_frames(clips[0], self.flow)
         return torch.cat([self.clip_views(clip.permute(0, 3, 1, 2), k)
                           for k, clip in enumerate(clips)])
 
@@ -492,7 +514,7 @@ class TestViews(ClipViews):
         c = self.crop_size
         views = [x[:, :, t : t + c, l : l + c] for t, l in self.boxes(height, width)]
         if self.num_crops == 10:
-            views += [v.flip(-1) for v in views]
+            views += [_mirror(v, self.flow) for v in views]
         return torch.stack(views).permute(0, 2, 1, 3, 4).contiguous()  # [V, 3, T, c, c]
 
     def __repr__(self) -> str:
@@ -521,7 +543,7 @@ class FullFrameViews(ClipViews):
     def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
         x = clip if self.short_side is None else resize_short_side(clip, self.short_side)
         if self.flip_alternate and clip_index % 2 == 1:
-            x = x.flip(-1)
+            x = _mirror(x, self.flow)
         return x.permute(1, 0, 2, 3).unsqueeze(0).contiguous()  # [1, 3, T, H', W']
 
     def __repr__(self) -> str:

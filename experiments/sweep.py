@@ -114,6 +114,8 @@ HIRES30_DF = _variant("hires30_gb_df", "I3D-R18 + DFB (GB + DF), 64 px, 30 ep", 
                       "hires", "hires_30ep")
 HIRES30_LB = _variant("hires30_gb_df_lb", "I3D-R18 + DFB (GB + DF + LB), 64 px, 30 ep",
                       "dfb_gb_df_lb", "hires", "hires_30ep")
+#: the temporal stream of a two-stream TSN: TV-L1 flow, 5-pair stacks (10 channels) per segment
+TSN_FLOW = _variant("tsn_flow", "TSN-R18 on flow (TV-L1, 5 pairs)", "tsn_flow")
 #: transfer: pretrain on two contexts, fine-tune on the other two with 4 videos per class
 TRANSFER_SCRATCH = _variant("transfer_scratch", "from scratch", "transfer_target")
 TRANSFER_FT = Run("transfer_ft", (
@@ -141,9 +143,13 @@ COMPARISONS: dict[str, tuple[str, tuple[Run, ...]]] = {
     "pooling": ("Temporal pooling on vs off (unified-analysis Fig. 6)", (I3D, I3D_TP, TSN, TSN_TP)),
     "sampling": ("Uniform vs dense sampling, clip and video level (unified-analysis Fig. 5)",
                  (I3D, DENSE)),
+    "two_stream": ("Two-stream TSN: RGB, flow and late fusion (dfb Table 4, s3d Table 4, "
+                   "u2s Tables V-VI)", (TSN, TSN_FLOW)),
     "transfer": ("Fine-tuned vs from scratch on a new set of contexts, 4 videos per class",
                  (TRANSFER_SCRATCH, TRANSFER_FT, TRANSFER_FT_LOW_LR)),
 }
+#: late-fusion weights RGB : flow (TSN's 1 : 1.5, and the plain average)
+FUSION_WEIGHTS = ((1.0, 1.5), (1.0, 1.0))
 
 
 # ---- running ---------------------------------------------------------------------------------
@@ -220,11 +226,17 @@ def measures(path: Path) -> dict[str, dict[str, float]]:
     """``{branch: {measure: value}}`` from one predictions file (values in %)."""
     import torch
 
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    return measures_of(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def measures_of(data: dict) -> dict[str, dict[str, float]]:
+    """:func:`measures` of loaded predictions (a file's contents, or a fusion of files)."""
+    import torch
+
     names = list(data["class_names"])
     index = {n: i for i, n in enumerate(names)}
     labels = data["labels"]
-    metrics = data["metrics"]
+    metrics = data.get("metrics", {})
     out: dict[str, dict[str, float]] = {}
     for branch, probs in data["probs"].items():
         row = {"acc": 100 * float((probs.argmax(1) == labels).float().mean())}
@@ -381,6 +393,40 @@ def report_heads_hires30(seeds: Sequence[int]) -> str:
                         "head (I3D-R18, 64 × 64 input, 30 epochs)")
 
 
+def collect_fused(seeds: Sequence[int], weights: tuple[float, float]
+                  ) -> tuple[dict[str, Cell], list[int]]:
+    """Measures of the late fusion of the TSN RGB and flow runs of each seed."""
+    from lightning_modules.analysis.fusion import fuse
+    from lightning_modules.analysis.predictions import load_predictions
+
+    cells: dict[str, Cell] = {}
+    done = []
+    for seed in seeds:
+        paths = [TSN.predictions(seed), TSN_FLOW.predictions(seed)]
+        if not all(p.exists() for p in paths):
+            continue
+        fused = fuse([load_predictions(p) for p in paths], weights, ["rgb", "flow"])
+        for key, value in measures_of(fused)["fused"].items():
+            cells.setdefault(key, Cell()).values.append(value)
+        done.append(seed)
+    return cells, done
+
+
+def report_two_stream(seeds: Sequence[int]) -> str:
+    rows = []
+    entries = [(f"{TSN.label}: RGB stream", *collect(TSN, seeds)),
+               (f"{TSN_FLOW.label}: flow stream", *collect(TSN_FLOW, seeds))]
+    for rgb, flow in FUSION_WEIGHTS:
+        entries.append((f"late fusion RGB : flow = {rgb:g} : {flow:g}",
+                        *collect_fused(seeds, (rgb, flow))))
+    for name, cells, done in entries:
+        rows.append([name, str(cells.get("acc", Cell())), str(cells.get("reversal", Cell())),
+                     solved(cells.get("reversal", Cell())), str(cells.get("detail", Cell())),
+                     solved(cells.get("detail", Cell())), seeds_note(done)])
+    return table(["stream", "top-1", "reversal pair (chance 50)", "seeds ≥ 90",
+                  "detail pair (chance 50)", "seeds ≥ 90", "seeds"], rows)
+
+
 def report_transfer(seeds: Sequence[int]) -> str:
     rows = []
     source, done = collect(TRANSFER_FT, seeds, stage=0)
@@ -400,7 +446,8 @@ def report_transfer(seeds: Sequence[int]) -> str:
 REPORTS = {"temporal": report_temporal, "heads": report_heads, "transfer": report_transfer,
            "heads_hires": report_heads_hires,
            "heads_hires30": report_heads_hires30, "u2s": report_u2s,
-           "pooling": report_pooling, "sampling": report_sampling}
+           "pooling": report_pooling, "sampling": report_sampling,
+           "two_stream": report_two_stream}
 
 
 def commands_block(names: Sequence[str]) -> str:
@@ -415,13 +462,15 @@ def commands_block(names: Sequence[str]) -> str:
         "`--seed_everything=<k>` and `version=seed<k>` for the other seeds)"
 
 
-def write_results(seeds: Sequence[int], durations: dict[str, float] | None = None) -> None:
+def write_results(seeds: Sequence[int], names: Sequence[str] | None = None) -> None:
+    """Regenerate the tables of ``names`` (default: every comparison) in RESULTS.md."""
     text = RESULTS.read_text() if RESULTS.exists() else ""
     # a comparison none of whose runs has a result here (e.g. a fresh checkout, whose runs/ is
     # not in git) keeps the table already in RESULTS.md instead of being blanked to "not run"
     blocks = {name: REPORTS[name](seeds) for name, (_, runs) in COMPARISONS.items()
-              if any(run.predictions(seed).exists() for run in runs for seed in seeds)}
-    for name in COMPARISONS:
+              if (names is None or name in names)
+              and any(run.predictions(seed).exists() for run in runs for seed in seeds)}
+    for name in names or COMPARISONS:
         if name not in blocks:
             print(f"[sweep] no finished runs for {name}: its table is left as it is")
     blocks["commands"] = commands_block(list(COMPARISONS))
@@ -505,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         execute(runs, args.seeds, args.jobs, args.force, args.dry_run)
         if args.dry_run:
             return 0
-    write_results(args.seeds)
+    write_results(args.seeds, args.only)
     plot(args.seeds)
     return 0
 

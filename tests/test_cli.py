@@ -49,7 +49,7 @@ def test_fit_twice_then_test_from_checkpoint(tmp_path, synthetic_root) -> None:
     assert len(runs) == 2
     for run in runs:
         saved = yaml.safe_load((run / "files" / "config.yaml").read_text())
-        assert saved["model"]["init_args"]["backbone"]["class_path"] == "models.VideoResNet"
+        assert saved["model"]["init_args"]["backbone"]["class_path"] == "models.video_resnet"
         assert saved["data"]["init_args"]["num_contexts"] == 1
         assert list(run.glob("*.wandb")), "no offline W&B log written"
     checkpoints = sorted((tmp_path / "runs").glob("finegrain/*/checkpoints/last.ckpt"))
@@ -57,7 +57,7 @@ def test_fit_twice_then_test_from_checkpoint(tmp_path, synthetic_root) -> None:
     # self-contained: the model's config travels in the checkpoint, loadable weights-only
     hparams = torch.load(checkpoints[0], weights_only=True)["hyper_parameters"]
     assert hparams["num_classes"] == 4
-    assert hparams["backbone"]["class_path"] == "models.VideoResNet"
+    assert hparams["backbone"]["class_path"] == "models.video_resnet"
     result = run_cli("test", "--config", str(DEMO), "--config", str(tiny),
                      "--ckpt_path", str(checkpoints[0]), cwd=tmp_path)
     assert "test/acc1_video" in result.stdout
@@ -72,7 +72,7 @@ def test_print_config_is_complete(capsys) -> None:
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     backbone = printed["model"]["init_args"]["backbone"]
-    assert backbone["class_path"] == "models.VideoResNet"
+    assert backbone["class_path"] == "models.video_resnet"
     assert backbone["init_args"]["depth"] == 18
     assert printed["data"]["init_args"]["sampling"] == "uniform"
     assert printed["trainer"]["logger"]["class_path"].endswith("WandbLogger")

@@ -215,6 +215,8 @@ def test_config_instantiates(command: tuple[str, ...], datasets: dict, cli_parse
 
     cls = data_class(command)
     data_args, num_classes = fixture_overrides(cls, datasets)
+    if _data_value(command, "video_backend") == "flow" and cls != "SyntheticFineGrainedDataModule":
+        data_args.append(f"--data.init_args.data_dir={flow_fixture(cls, datasets)}")
     args = [*command, *CPU, *data_args]
     if "pretrained" in _backbone_keys(command):
         # nothing is downloaded or read here: the weights the config names are not loaded
@@ -232,6 +234,37 @@ def test_config_instantiates(command: tuple[str, ...], datasets: dict, cli_parse
     assert model.class_names == list(datamodule.classes)
     datamodule.setup("fit")
     assert datamodule.datasets["train"].records, f"{cls}: no training records on the fixture"
+
+
+def _data_value(command: tuple[str, ...], key: str) -> object:
+    value = None
+    for name in config_files(command):
+        data = yaml.safe_load((ROOT / name).read_text()) or {}
+        value = ((data.get("data") or {}).get("init_args") or {}).get(key, value)
+    return value
+
+
+def flow_fixture(cls: str, datasets: dict) -> Path:
+    """The fixture's layout with a flow folder (``flow_x_00001.jpg`` …) in place of each video,
+    as ``prepare flow`` writes it (built once per dataset)."""
+    from torchvision.io import encode_jpeg
+
+    from datamodules.annotations import VIDEO_EXTENSIONS
+
+    source = Path(datasets["built"][cls].data_dir)
+    target = source.parent / f"{source.name}-flow"
+    if target.exists():
+        return target
+    jpeg = encode_jpeg(torch.full((1, 8, 8), 128, dtype=torch.uint8)).numpy().tobytes()
+    for video in source.rglob("*"):
+        if video.suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        folder = target / video.relative_to(source).with_suffix("")
+        folder.mkdir(parents=True)
+        for k in range(1, 13):
+            for axis in "xy":
+                (folder / f"flow_{axis}_{k:05d}.jpg").write_bytes(jpeg)
+    return target
 
 
 def test_null_two_class_levels_down_on_the_command_line_is_none(cli_parser, datasets) -> None:

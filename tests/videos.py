@@ -219,3 +219,102 @@ def cut_with_edit_list(source: str | Path, out: str | Path, start_sec: float) ->
     subprocess.run([exe, "-y", "-loglevel", "error", "-ss", str(start_sec), "-i", str(source),
                     "-c", "copy", str(out)], check=True)
     return Path(out)
+
+
+# ---- real-world breakage, made on purpose ------------------------------------------------------
+
+
+def remux(source: str | Path, out: str | Path, *, pts_as_dts: bool = False) -> Path:
+    """Copy ``source``'s video packets into ``out`` (the extension picks the container);
+    with ``pts_as_dts`` every packet's pts is overwritten by its dts — B-frames muxed without
+    composition offsets, as some muxers and stream copiers write them."""
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        target = dst.add_stream_from_template(stream)
+        for packet in src.demux(stream):
+            if packet.dts is None:  # the flush packet
+                continue
+            if pts_as_dts:
+                packet.pts = packet.dts
+            packet.stream = target
+            dst.mux(packet)
+    return Path(out)
+
+
+def set_rotation(path: str | Path, out: str | Path, degrees: int) -> Path:
+    """Remux an MP4 with a display-rotation tag (phones write one; decoders do not rotate)."""
+    with av.open(str(path)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        target = dst.add_stream_from_template(stream)
+        target.metadata["rotate"] = str(degrees)
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.stream = target
+            dst.mux(packet)
+    return Path(out)
+
+
+def broken_videos(folder: str | Path) -> dict[str, Path]:
+    """One file per class of real-world breakage (and pixel formats), 40–60 frames each.
+
+    - ``h264_pts_as_dts.mp4`` / ``.mkv`` / ``.ts``: x264 B-frames, packet pts = dts;
+    - ``h264_bframes.avi``: x264 B-frames in AVI (no presentation times in the container);
+    - ``mpeg4_bframes.avi`` and ``mpeg4_bframes_pts_as_dts.avi``: MPEG-4 Part 2 B-frames;
+    - ``xvid_packed_bframes.avi`` (only where the ``ffmpeg`` program has libxvid): "packed"
+      B-frames as DivX / Xvid wrote them, the demuxer's pts in order, the frames not;
+    - ``h264_bframes.mp4``: the well-formed x264 B-frame file the MP4 / MKV / TS ones come from;
+    - ``h264_damaged.mp4``: the same with noise over a packet in the middle;
+    - ``vfr.mp4``: irregular frame times;
+    - ``rotated.mp4``: a 90° display-rotation tag;
+    - ``odd_size_444.mp4`` (65×49 yuv444p), ``odd_size_420.mp4`` (62×46, not a multiple of 16),
+      ``yuvj420p.mp4``, ``yuv420p10.mp4`` (10-bit H.264), ``yuv420p10.mkv`` (10-bit HEVC).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = write_video(folder / "h264_bframes.mp4", 60, gop=12, bframes=3)
+    mpeg4 = write_video(folder / "mpeg4_bframes.avi", 60, codec="mpeg4", gop=12, bframes=2)
+    files = {
+        "h264_pts_as_dts.mp4": remux(clean, folder / "h264_pts_as_dts.mp4", pts_as_dts=True),
+        "h264_pts_as_dts.mkv": remux(clean, folder / "h264_pts_as_dts.mkv", pts_as_dts=True),
+        "h264_pts_as_dts.ts": remux(clean, folder / "h264_pts_as_dts.ts", pts_as_dts=True),
+        "h264_bframes.avi": write_video(folder / "h264_bframes.avi", 60, gop=12, bframes=3),
+        "mpeg4_bframes.avi": mpeg4,
+        "mpeg4_bframes_pts_as_dts.avi": remux(mpeg4, folder / "mpeg4_bframes_pts_as_dts.avi",
+                                              pts_as_dts=True),
+        "vfr.mp4": write_vfr(folder / "vfr.mp4", [0, 40, 60, 140, 150, 230, 300, 310, 390,
+                                                  420, 500, 520, 600, 680, 690, 760]),
+        "rotated.mp4": set_rotation(clean, folder / "rotated.mp4", 90),
+        "odd_size_444.mp4": write_video(folder / "odd_size_444.mp4", 40, width=65, height=49,
+                                        pix_fmt="yuv444p", gop=10, bframes=2),
+        "odd_size_420.mp4": write_video(folder / "odd_size_420.mp4", 40, width=62, height=46,
+                                        gop=10, bframes=2),
+        "yuvj420p.mp4": write_video(folder / "yuvj420p.mp4", 40, pix_fmt="yuvj420p", gop=10,
+                                    bframes=2),
+        "yuv420p10.mp4": write_video(folder / "yuv420p10.mp4", 40, pix_fmt="yuv420p10le",
+                                     gop=10, bframes=2),
+        "yuv420p10.mkv": write_video(folder / "yuv420p10.mkv", 40, codec="libx265",
+                                     pix_fmt="yuv420p10le", gop=10,
+                                     options={"x265-params": "log-level=none:bframes=2"}),
+    }
+    if ffmpeg_cli() is not None:
+        files["xvid_packed_bframes.avi"] = xvid_packed_bframes(folder / "xvid_packed.avi")
+    files["h264_bframes.mp4"] = clean  # well-formed: the control, and the damaged one's origin
+    damaged = folder / "h264_damaged.mp4"
+    shutil.copy(clean, damaged)
+    files["h264_damaged.mp4"] = damage(damaged, 0.55, length=48)
+    return files
+
+
+def xvid_packed_bframes(out: str | Path, num_frames: int = 60) -> Path:
+    """MPEG-4 Part 2 from libxvid with B-frames in AVI, through the ``ffmpeg`` program (PyAV's
+    own FFmpeg has no libxvid): each B-frame travels inside the packet of the P-frame before it
+    and a 6-byte "not coded" frame holds its slot, as in DivX / Xvid era files (OpenCV's
+    sample ``Megamind.avi`` is one)."""
+    exe = ffmpeg_cli()
+    if exe is None:
+        raise RuntimeError("ffmpeg is not installed")
+    subprocess.run([exe, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=25", "-frames:v", str(num_frames), "-c:v",
+                    "libxvid", "-bf", "2", "-g", "12", str(out)], check=True)
+    return Path(out)

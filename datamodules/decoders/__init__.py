@@ -9,8 +9,10 @@ Every backend has the same two methods (``Decoder``):
   sequential decode yields.
 
 Backends: ``"pyav"`` (default, always available), ``"torchcodec"`` (optional, needs the system
-FFmpeg libraries) and ``"frames"`` (folders of JPEG frames). A file that cannot be read raises
-``DecodeError``, which names the file; the dataset decides whether to skip or stop.
+FFmpeg libraries), ``"frames"`` (folders of JPEG frames) and ``"flow"`` (folders of flow JPEGs,
+read as stacks ``uint8 [T, H, W, 2 · flow_length]``: ``datamodules.decoders.flow``). A file
+that cannot be read raises ``DecodeError``, which names the file; the dataset decides whether
+to skip or stop.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Decoder(Protocol):
 
 
 def get_decoder(name: str = "pyav", **options: Any) -> Decoder:
-    """Build a decoder by name: ``"pyav"``, ``"torchcodec"`` or ``"frames"``.
+    """Build a decoder by name: ``"pyav"``, ``"torchcodec"``, ``"frames"`` or ``"flow"``.
 
     ``options`` go to the backend's constructor (e.g. ``thread_count`` for PyAV,
     ``template``/``start_index`` for frames). Backends are imported lazily so that an optional
@@ -76,7 +78,12 @@ def get_decoder(name: str = "pyav", **options: Any) -> Decoder:
         from datamodules.decoders.frames import FrameFolderDecoder
 
         return FrameFolderDecoder(**options)
-    raise ValueError(f"unknown video backend {name!r}; choose 'pyav', 'torchcodec' or 'frames'")
+    if name == "flow":
+        from datamodules.decoders.flow import FlowFolderDecoder
+
+        return FlowFolderDecoder(**options)
+    raise ValueError(f"unknown video backend {name!r}; choose 'pyav', 'torchcodec', 'frames' "
+                     "or 'flow'")
 
 
 def available_decoders() -> list[str]:

@@ -10,6 +10,17 @@ How a read works:
    timeline promises really comes out; when it does not (a stream cut short, damaged packets)
    the timeline is rebuilt from a full decode pass. A packet flagged corrupt (a file cut inside
    a packet) goes straight to the decode pass.
+
+   Timestamps that do not describe presentation order are common in real files: MP4 / MKV /
+   MPEG-TS with B-frames written without composition offsets (packet pts equal to dts), H.264
+   with B-frames in AVI (which stores no presentation times; the demuxer numbers packets in
+   decode order). The decoder then outputs frames in presentation order carrying pts that are
+   *not* increasing, and matching frames by pts picks the wrong ones. Two cheap checks catch
+   them: at the scan, a codec that reorders frames (``has_b_frames``) whose packet pts never go
+   back in decode order; at every read, decoder output pts that fail to increase. Either way the
+   timeline is rebuilt from a full decode pass in *decode-output order* (``reordered``): frame
+   ``k`` is the ``k``-th output, found again after a seek by the (wrong but unique) pts it
+   carries; missing or repeated pts leave only front-to-back reads.
 2. The wanted frames are grouped into runs that share a key frame; for each run the container
    seeks to the key frame and decodes forward, letting FFmpeg drop the unwanted frames that no
    other frame references (``skip_frame="NONREF"``: about half the B-frames of an x264 stream),
@@ -55,7 +66,7 @@ from datamodules.decoders._common import (
 )
 from datamodules.records import VideoRecord
 
-__all__ = ["PyAVDecoder", "ReadStats", "Timeline"]
+__all__ = ["PyAVDecoder", "ReadStats", "Timeline", "sequential_frames"]
 
 Verify = Literal["auto", "tail", "full", "none"]
 
@@ -65,14 +76,25 @@ class Timeline:
     """Where every decodable frame of one video stream sits.
 
     Attributes:
-        pts: int64 ``[N]`` presentation timestamps in presentation order, unique; ``None`` when
-            the stream's timestamps are missing or repeat (then reads decode sequentially).
+        pts: int64 ``[N]`` the timestamp each frame carries out of the decoder, frames in
+            presentation order, unique; sorted unless ``reordered``. ``None`` when the stream's
+            timestamps are missing or repeat (then reads decode front to back).
         keyframes: int64 ``[K]`` positions (into ``pts``) of key frames, sorted.
         times: float64 ``[N]`` seconds from the first frame (for ``start_sec``/``end_sec``).
         width / height: frame size.
         time_base: seconds per ``pts`` unit of the stream.
         header_frames: the count the container header claims (0 when it has none).
         source: ``"demux"`` (from packets, tail-checked) or ``"decode"`` (from a full decode).
+        reordered: the frames' pts do not increase with their position (a file whose
+            timestamps are wrong): positions are decode-output order, ``pts`` only tell frames
+            apart.
+        pix_fmt: the stream's pixel format (``"yuv420p"``, ``"yuv420p10le"``, …).
+        reorders: the codec may output frames in another order than it receives them
+            (B-frames: ``has_b_frames``).
+        damage: what the decode pass met (rejected packets, frames decoded with errors). The
+            pixels of such frames, and of frames that reference them, are whatever the
+            decoder's error concealment leaves (they differ even between two plain decodes in
+            one process); their count and positions are those of a sequential decode.
     """
 
     pts: np.ndarray | None
@@ -83,6 +105,18 @@ class Timeline:
     time_base: Fraction
     header_frames: int
     source: str
+    reordered: bool = False
+    damage: tuple[str, ...] = ()
+    pix_fmt: str = ""
+    reorders: bool = False
+
+    def __post_init__(self) -> None:
+        # sorted pts and where each sits in ``pts``: one lookup path for both orders
+        order = None
+        if self.pts is not None and self.reordered:
+            order = np.argsort(self.pts, kind="stable")
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_sorted", self.pts if order is None else self.pts[order])
 
     def __len__(self) -> int:
         return len(self.times)
@@ -91,8 +125,10 @@ class Timeline:
         """Position of the frame with this timestamp, or -1 when it is not in the timeline."""
         if pts is None or self.pts is None:
             return -1
-        pos = int(np.searchsorted(self.pts, pts))
-        return pos if pos < len(self.pts) and self.pts[pos] == pts else -1
+        pos = int(np.searchsorted(self._sorted, pts))
+        if pos >= len(self._sorted) or self._sorted[pos] != pts:
+            return -1
+        return pos if self._order is None else int(self._order[pos])
 
 
 @dataclass
@@ -102,6 +138,11 @@ class ReadStats:
     decoded: int = 0
     converted: int = 0
     seeks: int = 0
+
+
+class _Untrusted(Exception):
+    """A read met what the demuxed timeline did not foresee (output pts that fail to increase,
+    a packet the decoder rejects): only a full decode pass can say what the frames are."""
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -123,11 +164,13 @@ def _safe_frames(
     container: av.container.InputContainer,
     stream: av.VideoStream,
     keep: set[int] | None = None,
+    damage: list[str] | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Decoded frames in presentation order, skipping packets the decoder rejects.
 
     A damaged packet costs its own frame(s), not the rest of the file; a demuxer error (a file
-    cut short) ends the stream after flushing what the decoder still holds.
+    cut short) ends the stream after flushing what the decoder still holds. ``damage``, when
+    given, collects what went wrong (rejected packets, frames the decoder flags corrupt).
 
     ``keep``: when given, the timestamps of the frames the caller wants; every other packet is
     sent with ``skip_frame="NONREF"``, so the decoder drops it *if no other frame references
@@ -156,9 +199,23 @@ def _safe_frames(
                 skipping = skip
         try:
             frames = packet.decode()
-        except (av.FFmpegError, OSError):
+        except (av.FFmpegError, OSError) as error:
+            if damage is not None:
+                damage.append(f"packet at pts {packet.pts} rejected ({error.strerror or error})")
             continue
+        if damage is not None:
+            damage.extend(f"frame at pts {f.pts} decoded with errors" for f in frames
+                          if f.is_corrupt)
         yield from frames
+
+
+def sequential_frames(path: str, damage: list[str] | None = None) -> Iterator[av.VideoFrame]:
+    """Every frame of a plain front-to-back decode, PyAV's default threading, packets the
+    decoder rejects skipped: what "frame ``i``" means for every backend, for ``prepare frames``
+    and for ``datamodules.check``. ``damage`` collects what went wrong (see ``_safe_frames``)."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        yield from _safe_frames(container, stream, damage=damage)
 
 
 class PyAVDecoder:
@@ -179,6 +236,8 @@ class PyAVDecoder:
         skip_nonref: let the decoder drop unwanted frames that nothing references (see
             ``_safe_frames``); the kept frames are bit-identical either way.
         cache_size: timelines kept per process.
+        index: a JSON file of timelines written by ``python -m datamodules.check
+            --save-index``; files it holds (unchanged since) are never scanned.
     """
 
     def __init__(
@@ -190,6 +249,7 @@ class PyAVDecoder:
         seek_gap: int = 4,
         skip_nonref: bool = True,
         cache_size: int = 20_000,
+        index: str | None = None,
     ) -> None:
         if verify not in ("auto", "tail", "full", "none"):
             raise ValueError(f"verify must be 'auto', 'tail', 'full' or 'none', got {verify!r}")
@@ -199,6 +259,12 @@ class PyAVDecoder:
         self.seek_gap = seek_gap
         self.skip_nonref = skip_nonref
         self._timelines: LRUCache[tuple, Timeline] = LRUCache(cache_size)
+        self.index = index
+        self._saved: dict[tuple[str, int, int], Timeline] = {}
+        if index is not None:
+            from datamodules.decoders.index_file import load_index
+
+            self._saved = load_index(index)
         self.last_stats = ReadStats()
         self._rgb: tuple[int, VideoReformatter] | None = None
 
@@ -243,7 +309,10 @@ class PyAVDecoder:
             return torch.empty(0, timeline.height, timeline.width, 3, dtype=torch.uint8)
         wanted = np.unique(idx + lo)
         self.last_stats = ReadStats()
-        frames = self._read_positions(path, timeline, wanted)
+        try:
+            frames = self._read_positions(path, timeline, wanted)
+        except _Untrusted:
+            frames = {}  # rebuilt below, in decode-output order
         if len(frames) < len(wanted) and timeline.source != "decode":
             # the packets promised frames that do not decode: trust only a full decode now
             timeline = self._rebuild(path)
@@ -270,7 +339,7 @@ class PyAVDecoder:
         key = file_key(path)
         timeline = self._timelines.get(key)
         if timeline is None:
-            timeline = self._scan(path)
+            timeline = self._saved.get((os.path.abspath(path), *key[1:])) or self._scan(path)
             self._timelines.put(key, timeline)
         return timeline
 
@@ -302,7 +371,31 @@ class PyAVDecoder:
         )
         if check and not self._tail_decodes(path, timeline):
             return self._decode_timeline(path)
+        if timeline.reorders and self.verify != "none" and not self._head_decodes(
+                path, timeline):
+            return self._decode_timeline(path)
         return timeline
+
+    def _head_decodes(self, path: str, timeline: Timeline, count: int = 12) -> bool:
+        """Do the first ``count`` frames a plain decode outputs sit at positions 0, 1, 2, …?
+
+        Only for codecs that reorder frames, where packet timestamps can be guesses that the
+        decoder's output contradicts (MPEG-4 Part 2 "packed B-frames" in AVI, as DivX / Xvid
+        wrote them: the demuxer's pts are in order, the frames are not). About ``count`` frames
+        of decoding, once per file.
+        """
+        try:
+            with _open(path) as container:
+                stream = container.streams.video[0]
+                self._configure(stream)
+                for k, frame in enumerate(_safe_frames(container, stream)):
+                    if timeline.position(frame.pts) != k:
+                        return False
+                    if k + 1 >= min(count, len(timeline)):
+                        return True
+        except (av.FFmpegError, OSError):
+            return False
+        return False
 
     def _demux_timeline(self, path: str) -> Timeline | None:
         """Timeline from packet timestamps; ``None`` when they cannot be trusted."""
@@ -313,6 +406,8 @@ class PyAVDecoder:
             width, height = stream.codec_context.width, stream.codec_context.height
             time_base = stream.time_base
             header_frames = stream.frames or 0
+            pix_fmt = stream.codec_context.pix_fmt or ""
+            reorders = bool(stream.codec_context.has_b_frames)
             try:
                 for packet in container.demux(stream):
                     if packet.size == 0:  # the end-of-stream flush packet
@@ -331,6 +426,10 @@ class PyAVDecoder:
         if not stamps or time_base is None:
             return None
         pts = np.asarray(stamps, dtype=np.int64)
+        if reorders and len(pts) > 2 and np.all(np.diff(pts) > 0):
+            # the codec reorders frames, yet the packets' pts follow decode order: they are
+            # decode timestamps (B-frames muxed without composition offsets, or into AVI)
+            return None
         order = np.argsort(pts, kind="stable")
         pts = pts[order]
         if np.any(np.diff(pts) == 0):
@@ -345,6 +444,8 @@ class PyAVDecoder:
             time_base=Fraction(time_base),
             header_frames=header_frames,
             source="demux",
+            pix_fmt=pix_fmt,
+            reorders=reorders,
         )
 
     def _tail_decodes(self, path: str, timeline: Timeline) -> bool:
@@ -358,10 +459,13 @@ class PyAVDecoder:
                 self._configure(stream)
                 if first > 0:
                     container.seek(int(timeline.pts[first]), stream=stream, backward=True)
-                for frame in _safe_frames(container, stream):
+                previous = -1
+                damage: list[str] = []
+                for frame in _safe_frames(container, stream, damage=damage):
                     pos = timeline.position(frame.pts)
-                    if pos < 0:
+                    if pos <= previous or damage:  # unknown, out of order, or damaged
                         return False
+                    previous = pos
                     seen.add(pos)
         except (av.FFmpegError, OSError):
             return False
@@ -377,8 +481,10 @@ class PyAVDecoder:
             time_base = stream.time_base
             header_frames = stream.frames or 0
             width, height = stream.codec_context.width, stream.codec_context.height
+            pix_fmt = stream.codec_context.pix_fmt or ""
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            for frame in _safe_frames(container, stream):
+            damage: list[str] = []
+            for frame in _safe_frames(container, stream, damage=damage):
                 stamps.append(frame.pts)
                 keys.append(bool(frame.key_frame))
                 width, height = frame.width, frame.height
@@ -386,10 +492,15 @@ class PyAVDecoder:
             raise DecodeError(path, "no decodable video frames")
         usable = time_base is not None and all(s is not None for s in stamps)
         pts = np.asarray(stamps, dtype=np.int64) if usable else None
+        reordered = False
         if pts is not None and np.any(np.diff(pts) <= 0):
-            pts = None  # repeated or non-monotonic timestamps: map frames by decode order
+            if len(np.unique(pts)) < len(pts):
+                pts = None  # repeated timestamps: frames only by decode order, front to back
+            else:
+                reordered = True  # wrong but unique: they still tell frames apart
         if pts is not None:
-            times = _seconds(pts, time_base)
+            # the k-th smallest timestamp is the best estimate of the k-th frame's time
+            times = _seconds(np.sort(pts), time_base)
         else:
             times = np.arange(len(stamps), dtype=np.float64) / float(rate)
         return Timeline(
@@ -401,6 +512,9 @@ class PyAVDecoder:
             time_base=Fraction(time_base) if time_base is not None else Fraction(1, 1),
             header_frames=header_frames,
             source="decode",
+            reordered=reordered,
+            damage=tuple(damage),
+            pix_fmt=pix_fmt,
         )
 
     # --- reading -------------------------------------------------------------------------
@@ -449,6 +563,10 @@ class PyAVDecoder:
                     self._decode_run(container, stream, timeline, positions, out, convert)
         except (av.FFmpegError, OSError):
             pass
+        except _Untrusted:
+            if timeline.source != "decode":
+                raise  # the caller rebuilds the timeline from a full decode
+            # else: the frames missing so far are decoded front to back below
         if len(out) < len(wanted):
             # a seek landed after the frames it was meant to reach (some demuxers seek by
             # decode timestamp): decode the missing frames front to back instead
@@ -471,9 +589,21 @@ class PyAVDecoder:
         keep = None
         if self.skip_nonref and timeline.source == "demux" and timeline.pts is not None:
             keep = set(timeline.pts[positions].tolist())
-        for frame in _safe_frames(container, stream, keep):
+        previous_pts, previous_pos = None, -1
+        damage: list[str] = []
+        for frame in _safe_frames(container, stream, keep, damage):
+            if damage and timeline.source == "demux":
+                raise _Untrusted  # damaged packets: what follows depends on the whole past
             stats.decoded += 1
             pos = timeline.position(frame.pts)
+            if timeline.reordered:
+                if pos <= previous_pos:
+                    return  # not the frames the index knows: the caller decodes front to back
+                previous_pos = pos
+            elif frame.pts is not None:
+                if previous_pts is not None and frame.pts <= previous_pts:
+                    raise _Untrusted  # output pts out of order: the timestamps are wrong
+                previous_pts = frame.pts
             if pos in todo:
                 out[pos] = self._to_rgb(frame) if convert else _EMPTY
                 stats.converted += int(convert)
@@ -496,16 +626,18 @@ class PyAVDecoder:
             with _open(path) as container:
                 stream = container.streams.video[0]
                 self._configure(stream, damaged=timeline.source == "decode")
+                # a full decode pass found these frames in this order: frame k is the k-th out
+                by_order = timeline.pts is None or timeline.source == "decode"
                 for k, frame in enumerate(_safe_frames(container, stream)):
                     self.last_stats.decoded += 1
-                    pos = k if timeline.pts is None else timeline.position(frame.pts)
+                    pos = k if by_order else timeline.position(frame.pts)
                     if pos in todo:
                         out[pos] = self._to_rgb(frame)
                         self.last_stats.converted += 1
                         todo.discard(pos)
                         if not todo:
                             break
-                    if timeline.pts is None and k >= last:
+                    if by_order and k >= last:
                         break
         except (av.FFmpegError, OSError):
             pass

@@ -7,8 +7,9 @@ with that instruction, and the default ``"pyav"`` backend is unaffected.
 What a frame index means is decided in one place for every backend: the PyAV timeline
 (``PyAVDecoder.timeline``, packets demuxed once per file and tail-checked). torchcodec then
 fetches each wanted frame by its presentation time, and the timestamps it returns are checked
-against the timeline; any disagreement, error, or a file whose timeline had to come from a full
-decode (damaged files) is read with PyAV instead, so both backends return the same pixels.
+against the timeline; any disagreement, error, a file whose timeline had to come from a full
+decode (damaged files, wrong timestamps) or a pixel format deeper than 8 bits is read with PyAV
+instead, so both backends return the same pixels.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import av
 import numpy as np
 import torch
 from torch import Tensor
@@ -42,6 +44,18 @@ def torchcodec_available() -> bool:
     except Exception:  # noqa: BLE001 (any failure to load means "not available")
         return False
     return True
+
+
+@functools.lru_cache(maxsize=64)
+def _same_rgb(pix_fmt: str) -> bool:
+    """Whether torchcodec's RGB conversion gives swscale's pixels for this format: 8-bit YUV
+    and RGB formats. Deeper formats (``yuv420p10le``) differ by a level or so (its own
+    conversion path), so those reads go to PyAV."""
+    try:
+        components = av.VideoFormat(pix_fmt).components
+    except (ValueError, av.FFmpegError):
+        return False
+    return bool(components) and all(c.bits == 8 for c in components)
 
 
 class TorchCodecDecoder:
@@ -73,7 +87,8 @@ class TorchCodecDecoder:
         idx = as_index_array(indices)
         timeline, lo, hi = self.pyav.window(record)
         check_indices(record.path, idx, hi - lo)
-        if idx.size == 0 or timeline.pts is None or timeline.source != "demux":
+        if (idx.size == 0 or timeline.pts is None or timeline.source != "demux"
+                or not _same_rgb(timeline.pix_fmt)):
             return self.pyav.read(record, idx)
         wanted, inverse = np.unique(idx + lo, return_inverse=True)
         frames = self._fetch(record.path, timeline, wanted)

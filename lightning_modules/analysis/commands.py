@@ -11,6 +11,10 @@
   (dfb Table 2), both confusion matrices side by side (dfb Fig. 3).
 - ``weight-similarity --without CKPT --with CKPT [--out PNG]`` — U2S mask-network weight
   similarity without / with category regularisation and their histogram (u2s Fig. 7).
+- ``fuse RGB_PRED FLOW_PRED [--weights 1 1.5] [--out DIR] [--save FILE]`` — late fusion of
+  two (or more) streams' prediction files by video (weighted mean of softmax): each stream's and
+  the fused top-1 / top-5 / mean class accuracy, per-class accuracy as CSV, optionally the fused
+  predictions as a file the other commands read (``fusion``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from lightning_modules.analysis.contribution import (
     average_contribution,
     contribution_from_files,
 )
-from lightning_modules.analysis.predictions import load_predictions
+from lightning_modules.analysis.fusion import accuracy_table, fuse
+from lightning_modules.analysis.predictions import load_predictions, save_predictions
 from models.heads.u2s import weight_similarity
 
 
@@ -207,6 +212,39 @@ def _weight_similarity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuse(args: argparse.Namespace) -> int:
+    from lightning_modules.analysis.report import write_table
+
+    names = list(args.names) if args.names else [_label(p) for p in args.predictions]
+    if len(set(names)) != len(names):
+        names = [f"{n} ({i})" for i, n in enumerate(names)]
+    try:
+        fused = fuse([load_predictions(p) for p in args.predictions], args.weights, names)
+    except ValueError as error:
+        raise SystemExit(f"analyze fuse: {error}") from None
+    weights = args.weights or [1.0] * len(names)
+    print(f"fusion of {len(fused['video_ids'])} videos, weights "
+          + ", ".join(f"{n} {w:g}" for n, w in zip(names, weights, strict=True)))
+    print(f"{'stream':<40} {'top-1':>7} {'top-5':>7} {'mean class':>10}")
+    tables = {}
+    for branch in [*names, "fused"]:
+        tables[branch] = table = accuracy_table(fused["probs"][branch], fused["labels"])
+        print(f"{branch:<40} {100 * table['acc1']:7.2f} {100 * table['acc5']:7.2f} "
+              f"{100 * table['mean_class_acc']:10.2f}")
+    out = Path(args.out)
+    write_table(out / "fusion_accuracy.csv", ["stream", "acc1", "acc5", "mean_class_acc"],
+                [[b, t["acc1"], t["acc5"], t["mean_class_acc"]] for b, t in tables.items()])
+    write_table(out / "fusion_per_class_accuracy.csv", ["class", *tables],
+                [[name, *(float(t["per_class"][i]) for t in tables.values())]
+                 for i, name in enumerate(fused["class_names"])])
+    if args.save:
+        metrics = {f"test/acc1_video_{b}": t["acc1"] for b, t in tables.items()}
+        save_predictions(args.save, **fused, metrics=metrics)
+        print(f"fused predictions: {args.save}")
+    print(f"written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py analyze", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with", dest="with_", required=True, help="checkpoint with regularisation")
     p.add_argument("--out", help="PNG (default: weight_similarity.png beside --with)")
     p.set_defaults(run=_weight_similarity)
+    p = sub.add_parser("fuse", help="late fusion of two-stream predictions (mean of softmax)")
+    p.add_argument("predictions", nargs="+", help="prediction files: RGB, flow, …")
+    p.add_argument("--weights", nargs="+", type=float, help="one per file (default: equal; "
+                   "TSN: 1 1.5 for RGB, flow)")
+    p.add_argument("--names", nargs="+", help="stream names in the tables")
+    p.add_argument("--out", default="analysis")
+    p.add_argument("--save", help="also write the fused predictions (.pt or .npz)")
+    p.set_defaults(run=_fuse)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Callbacks for what is not training: U2S category similarity, confusion analysis, visuals."""
 
+from lightning_modules.callbacks.checkpoint import LastCheckpoint
 from lightning_modules.callbacks.csm import (
     CategorySimilarityCallback,
     InitWeightsFromCheckpoint,
@@ -23,6 +24,7 @@ from lightning_modules.callbacks.visualization import (
 __all__ = [
     "CategorySimilarityCallback",
     "InitWeightsFromCheckpoint",
+    "LastCheckpoint",
     "U2SStageFreezing",
     # evaluation and analysis (issue 6)
     "AccuracyVsClips",

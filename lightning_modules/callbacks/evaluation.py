@@ -449,21 +449,30 @@ class ReversedTimeEvaluation(pl.Callback):
     second decoding pass over the test set. The reversed scores are collected, gathered and
     scored like the normal ones (:class:`ResultAccumulator`, :func:`score`). A 2D model with
     average consensus scores the same both ways; a model that uses the arrow of time does not.
+    Not defined for the optical-flow stream (``video_backend="flow"``: a reversed video's flow
+    is not its flow frames in reversed order, every vector is negated too): skipped there with
+    a warning.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.metrics: dict[str, float] = {}
         self._rows = ResultAccumulator()
+        self._skip = False
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._rows.reset()
+        self._skip = bool(getattr(trainer.datamodule, "flow", False))
+        if self._skip:
+            rank_zero_warn("ReversedTimeEvaluation is skipped on optical flow (a reversed "
+                           "video's flow is not its flow frames in reversed order)")
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                           outputs: Any, batch: Any, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
-        if batch["label"].numel() == 0:  # a batch whose videos were all unreadable
+        # flow, or a batch whose videos were all unreadable
+        if self._skip or batch["label"].numel() == 0:
             return
         final = pl_module.final_branch
         logits = pl_module.view_logits(batch["video"].flip(-3))  # [B, V, C, T, H, W]: T is -3
@@ -471,6 +480,8 @@ class ReversedTimeEvaluation(pl.Callback):
                           video=average_views(logits[final], pl_module.test_average))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._skip:
+            return
         rows = self._rows.gather(pl_module)  # collective: every rank
         names = video_metric_names("_reversed")
         # the same definition as test/acc1_video and test/mean_class_acc, so the two compare

@@ -1,0 +1,93 @@
+"""Training samples are a function of (seed, epoch, index): the same batches with 0 or 2 workers,
+the same sample on whichever DDP rank loads it, a new draw each epoch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning_fabric.utilities.data import _set_sampler_epoch
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+from pytorch_lightning.utilities.data import _update_dataloader
+
+from datamodules import SyntheticFineGrainedDataModule
+from datamodules.randomness import EpochSampler, SampleKey
+from tests.conftest import TINY_SYNTHETIC
+
+
+@pytest.fixture
+def datamodule(synthetic_root) -> SyntheticFineGrainedDataModule:
+    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def epoch_batches(dm, epoch: int, num_workers: int, seed: int = 0) -> list[dict]:
+    # a fresh copy of the datamodule: workers forked from a process whose decoder has already
+    # decoded can hang in FFmpeg's state (noted for the decoders' owner)
+    dm = SyntheticFineGrainedDataModule(data_dir=dm.data_dir,
+                                        **{**TINY_SYNTHETIC, "num_workers": num_workers})
+    dm.setup("fit")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PL_GLOBAL_SEED", str(seed))
+        loader = dm.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return list(loader)
+
+
+def by_index(batches: list[dict]) -> dict[int, tuple[torch.Tensor, int]]:
+    return {int(i): (b["video"][k], int(b["label"][k]))
+            for b in batches for k, i in enumerate(b["index"])}
+
+
+def test_batches_do_not_depend_on_num_workers(datamodule) -> None:
+    zero, two = epoch_batches(datamodule, 1, 0), epoch_batches(datamodule, 1, 2)
+    assert len(zero) == len(two) == 4
+    for a, b in zip(zero, two, strict=True):
+        assert torch.equal(a["index"], b["index"])
+        assert torch.equal(a["video"], b["video"])
+        assert torch.equal(a["label"], b["label"])
+
+
+def test_each_epoch_and_seed_draws_anew(datamodule) -> None:
+    one, two = by_index(epoch_batches(datamodule, 1, 0)), by_index(epoch_batches(datamodule, 2, 0))
+    other_seed = by_index(epoch_batches(datamodule, 1, 0, seed=1))
+    shared = one.keys() & two.keys()
+    assert shared
+    assert any(not torch.equal(one[i][0], two[i][0]) for i in shared)  # new crops and flips
+    assert any(not torch.equal(one[i][0], other_seed[i][0]) for i in one.keys() & other_seed.keys())
+    # the order too is a function of (seed, epoch)
+    assert EpochSampler(16, seed=0).order(1) != EpochSampler(16, seed=0).order(2)
+    assert EpochSampler(16, seed=0).order(1) == EpochSampler(16, seed=0).order(1)
+
+
+def test_a_sample_is_the_same_on_whichever_ddp_rank_loads_it(datamodule) -> None:
+    single = by_index(epoch_batches(datamodule, 3, 0))
+    datamodule.num_workers = 0
+    loader = datamodule.train_dataloader()
+    seen: set[int] = set()
+    for rank in (0, 1):
+        # what Lightning does under DDP: the loader rebuilt around its DistributedSamplerWrapper
+        sampler = DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank,
+                                            shuffle=False)
+        ranked = _update_dataloader(loader, sampler)
+        assert type(ranked) is type(loader)
+        _set_sampler_epoch(ranked, 3)
+        samples = by_index(list(ranked))
+        for index, (video, label) in samples.items():
+            if index in single:
+                assert torch.equal(video, single[index][0]) and label == single[index][1]
+        seen |= samples.keys()
+    assert seen & single.keys()
+    assert len(seen) == len(datamodule.datasets["train"])  # the ranks split the epoch
+
+
+def test_a_bare_index_keeps_the_global_generator(datamodule) -> None:
+    dataset = datamodule.datasets["train"]
+    key = SampleKey(index=5, epoch=2, seed=0)
+    assert torch.equal(dataset[key]["video"], dataset[key]["video"])
+    assert dataset[key]["index"] == 5
+    torch.manual_seed(0)
+    first = dataset[5]["video"]
+    torch.manual_seed(0)
+    assert torch.equal(first, dataset[5]["video"])
