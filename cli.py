@@ -6,18 +6,23 @@ import contextlib
 import inspect
 import json
 import logging
+import sys
 from pathlib import Path
 
 import yaml
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from datamodules import VideoDataModule
-from lightning_modules import VideoRecognizer
+from lightning_modules import EpochSummary, PredictionCSVWriter, VideoRecognizer
+from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
+from lightning_modules.quiet import drop_wandb_anonymous, quiet_dependencies
 from lightning_modules.run_folder import RunFolder, prepare_run_folder
+
+quiet_dependencies()
 
 
 def _fix_nested_command_line_values() -> None:
@@ -89,6 +94,34 @@ class SaveRunConfig(SaveConfigCallback):
         rank_zero_info(f"resolved config saved to {run_dir / self.config_filename}")
 
 
+def add_csv_logger(trainer: Trainer) -> CSVLogger | None:
+    """A ``CSVLogger`` beside the run's ``WandbLogger`` (W&B stays the tracker; the CSV is a
+    plain local copy of every logged metric), in the folder that holds the run's checkpoints:
+    ``<checkpoint dir>/../metrics.csv``. Nothing is added without W&B or when a CSV logger is
+    already configured."""
+    loggers = list(trainer.loggers)
+    wandb = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
+    if wandb is None or any(isinstance(lg, CSVLogger) for lg in loggers):
+        return None
+    checkpoint = trainer.checkpoint_callback
+    dirpath = getattr(checkpoint, "dirpath", None)
+    if dirpath:
+        folder = Path(dirpath).parent
+    else:  # where Lightning puts a W&B run's checkpoints: <save_dir>/<project>/<run id>/
+        if trainer.is_global_zero:
+            _ = wandb.experiment  # starts the (offline) run: its id names the folder
+        folder = Path(wandb.save_dir or ".") / str(wandb.name) / str(wandb.version)
+    csv = CSVLogger(save_dir=str(folder), name="", version="")
+    trainer.loggers = [*loggers, csv]  # W&B stays first: Lightning's folders follow it
+    rank_zero_info(f"metrics also written to {Path(csv.log_dir) / 'metrics.csv'}")
+    return csv
+
+
+def _schedule_length(max_epochs: int | None) -> int:
+    # Lightning trains 1000 epochs when neither max_epochs nor max_steps is given
+    return max_epochs if max_epochs is not None and max_epochs > 0 else 1000
+
+
 class FinegrainCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # num_classes and class names come from the data, never typed twice
@@ -96,10 +129,21 @@ class FinegrainCLI(LightningCLI):
                               apply_on="instantiate")
         parser.link_arguments("data.classes", "model.init_args.class_names",
                               apply_on="instantiate")
+        # always there, whatever trainer.callbacks a config lists: one metrics line per epoch
+        # when stdout is a file (--epoch_summary.when=always|never)
+        parser.add_lightning_class_args(EpochSummary, "epoch_summary")
+        # `cli.py predict` writes a CSV (path, top-5, every branch's top-1) and says where
+        parser.add_lightning_class_args(PredictionCSVWriter, "prediction_csv")
         parser.add_argument("--test_after_fit", type=bool, default=False,
                             help="after fit, test the best checkpoint on the test split")
+        # a cosine schedule ends with training, whatever --trainer.max_epochs says; schedules
+        # without T_max (MultiStepLR, ...) are left alone
+        parser.link_arguments("trainer.max_epochs",
+                              "model.init_args.lr_scheduler.init_args.T_max",
+                              compute_fn=_schedule_length, apply_on="parse")
 
     def before_instantiate_classes(self) -> None:
+        plain_values(self.config)  # checked at parse time; plain numbers from here on
         # Lightning swaps 16-mixed for bf16-mixed on CPU, 100–300× slower for 3D convs here
         config = self.config.get(self.subcommand, self.config)
         precision = str(config.trainer.get("precision") or "32-true")
@@ -108,7 +152,19 @@ class FinegrainCLI(LightningCLI):
         # runs/<project>/<name>/: checkpoints and the W&B id, so `--ckpt_path last` resumes
         self._run_folder: RunFolder | None = prepare_run_folder(config, self.subcommand or "")
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as error:  # a value a constructor checks: one line, not a traceback
+            from jsonargparse._common import debug_mode_active
+
+            if debug_mode_active():
+                raise
+            sys.stderr.write(constructor_error(error) + "\n")
+            raise SystemExit(2) from error
+
     def after_instantiate_classes(self) -> None:
+        drop_wandb_anonymous(self.trainer.loggers)
         if self._reduced_precision and isinstance(self.trainer.accelerator, CPUAccelerator):
             message = (
                 f"precision={self._asked_precision!r} on a CPU: Lightning runs it as bf16-mixed, "
@@ -122,6 +178,10 @@ class FinegrainCLI(LightningCLI):
         if self._run_folder is not None and isinstance(logger, WandbLogger) \
                 and self.trainer.is_global_zero:
             self._run_folder.remember(logger.experiment.id)
+        add_csv_logger(self.trainer)
+
+    def before_test(self) -> None:
+        add_csv_logger(self.trainer)
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
@@ -145,14 +205,13 @@ def main(args: list[str] | None = None, run: bool = True) -> FinegrainCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=SaveRunConfig,
+        parser_class=ShortErrorParser,
         args=args,
         run=run,
     )
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] == ["analyze"]:
         # analyses of finished runs (result files, checkpoints): not a Trainer subcommand
         from lightning_modules.analysis.commands import main as analyze

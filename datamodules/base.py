@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -21,6 +22,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from datamodules.annotations import derive_flip_label_map
 from datamodules.dataset import OnError, VideoDataset, collate_samples
 from datamodules.decoders import Decoder, get_decoder
+from datamodules.normalize import IMAGENET, Normalization
+from datamodules.predict import PredictPaths, predict_records
 from datamodules.randomness import EpochSampler, default_seed, derived_generator
 from datamodules.records import VideoRecord
 from datamodules.reports import UnreadableLog, split_summary
@@ -72,6 +75,13 @@ class VideoDataModule(pl.LightningDataModule):
             ``None``: 5 for uniform sampling (TSN §3.2: 10 channels per segment), 1 for dense
             (I3D / S3D flow: 2-channel clips).
         on_error: ``"warn"`` skips unreadable videos with a warning, ``"raise"`` stops.
+        normalize: per-channel ``mean`` / ``std`` (in [0, 1] units) that every batch is
+            normalised with on the device, after the transfer (``on_after_batch_transfer``):
+            ImageNet's by default; ``None`` hands the model raw ``uint8`` video.
+        predict_paths: new videos for ``predict`` (``datamodules.predict``): a folder (every
+            video below it), a glob pattern, a text file listing paths, or a list of these;
+            ``None`` predicts the test split. Results name videos by their path relative to
+            :meth:`video_root`.
         decoder_options: keyword arguments for the backend (``get_decoder(video_backend,
             **decoder_options)``), e.g. ``{"template": "img_{:05d}.jpg", "start_index": 1}``
             for frame folders or ``{"thread_count": 1}`` for PyAV.
@@ -81,24 +91,26 @@ class VideoDataModule(pl.LightningDataModule):
         self,
         data_dir: str,
         sampling: Literal["uniform", "dense"] = "uniform",
-        num_frames: int = 8,
-        frame_interval: int = 1,
-        test_clips: int = 1,
+        num_frames: PositiveInt = 8,
+        frame_interval: PositiveInt = 1,
+        test_clips: PositiveInt = 1,
         test_crops: Literal[1, 3, 5, 10] = 1,
-        train_crop_size: int = 224,
-        test_crop_size: int = 224,
-        short_side: int | None = 256,
-        train_scale: tuple[float, float] = (0.25, 1.0),
+        train_crop_size: PositiveInt = 224,
+        test_crop_size: PositiveInt = 224,
+        short_side: PositiveInt | None = 256,
+        train_scale: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.25, 1.0),
         flip: bool = True,
         flip_label_map: dict[int, int] | Literal["auto"] | None = None,
         train_transform: ClipTransform | None = None,
         test_views: ClipViews | None = None,
-        batch_size: int = 8,
-        num_workers: int = 4,
+        batch_size: PositiveInt = 8,
+        num_workers: NonNegativeInt = 4,
         video_backend: Literal["pyav", "torchcodec", "frames", "flow"] = "pyav",
         on_error: OnError = "warn",
         decoder_options: dict[str, Any] | None = None,
         flow_length: int | None = None,
+        normalize: Normalization | None = IMAGENET,
+        predict_paths: PredictPaths | None = None,
     ) -> None:
         super().__init__()
         if sampling not in ("uniform", "dense"):
@@ -136,6 +148,14 @@ class VideoDataModule(pl.LightningDataModule):
         if flow_length is None:
             flow_length = 5 if sampling == "uniform" else 1
         self.flow_length = flow_length
+        self.normalize = normalize
+        self.predict_paths = predict_paths
+        self._predict_root: str | None = None
+        if video_backend == "flow" and normalize == IMAGENET:
+            # flow stacks (2·L channels, 128 = no motion) have statistics of their own
+            from datamodules.flow import FLOW_MEAN, FLOW_STD
+
+            self.normalize = Normalization((FLOW_MEAN,), (FLOW_STD,))
         self.datasets: dict[Split, VideoDataset] = {}
         #: every unreadable video met in this run, named once (all splits share it)
         self.unreadable_log = UnreadableLog()
@@ -212,8 +232,29 @@ class VideoDataModule(pl.LightningDataModule):
             return derive_flip_label_map(self.classes)
         return {int(k): int(v) for k, v in (self.flip_label_map or {}).items()}
 
-    def make_dataset(self, split: Split) -> VideoDataset:
-        records = self.build_records(split)
+    @property
+    def data_root(self) -> str:
+        """The folder the records' relative paths start from (``data_dir``)."""
+        return self.data_dir
+
+    def video_root(self, split: str) -> str:
+        """Where result files' relative video paths start: ``predict_paths``' folder for
+        ``predict`` on new videos, else :attr:`data_root`."""
+        if split == "predict" and self._predict_root is not None:
+            return self._predict_root
+        return self.data_root
+
+    def make_dataset(self, split: Split | Literal["predict"]) -> VideoDataset:
+        if split == "predict":
+            if self.predict_paths is None:
+                if "test" not in self.datasets:  # the test split, shared with `test`
+                    self.datasets["test"] = self.make_dataset("test")
+                return self.datasets["test"]
+            frames = self.video_backend == "frames"
+            self._predict_root, records = predict_records(self.predict_paths, frames=frames)
+            split = "test"  # evaluated exactly as test videos are (every test view)
+        else:
+            records = self.build_records(split)
         if not records:
             raise ValueError(
                 f"{type(self).__name__}: the {split!r} split is empty ({self.data_dir})")
@@ -252,7 +293,7 @@ class VideoDataModule(pl.LightningDataModule):
             "fit": ("train", "val"),
             "validate": ("val",),
             "test": ("test",),
-            "predict": ("test",),
+            "predict": ("predict",),
         }
         for split in wanted.get(stage, ("train", "val", "test")):
             if split not in self.datasets:
@@ -271,7 +312,7 @@ class VideoDataModule(pl.LightningDataModule):
             self.datasets[split] = self.make_dataset(split)
         dataset = self.datasets[split]
         # views whose shape follows the video's (full frames) do not stack across videos
-        one_video = split == "test" and not dataset.test_views.fixed_size
+        one_video = split in ("test", "predict") and not dataset.test_views.fixed_size
         return DataLoader(
             dataset,
             batch_size=1 if one_video else self.batch_size,
@@ -285,6 +326,11 @@ class VideoDataModule(pl.LightningDataModule):
             # shifting dropout's draws by whether (and how often) evaluation ran
             generator=derived_generator(default_seed(), "loader", split),
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Normalise the batch's ``uint8`` video on the device (``normalize``): any model gets
+        float input, and workers only ever move ``uint8``."""
+        return batch if self.normalize is None else self.normalize.apply(batch)
 
     def train_dataloader(self) -> StatefulDataLoader:
         """Shuffled batches whose order and augmentation depend on (seed, epoch, index) only
@@ -315,4 +361,4 @@ class VideoDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("predict", shuffle=False)

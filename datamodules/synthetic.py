@@ -28,14 +28,25 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Literal
 
 import av
 import numpy as np
+from jsonargparse.typing import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    restricted_number_type,
+)
+from pytorch_lightning.utilities import rank_zero_info
 
 from datamodules.base import Split, VideoDataModule
 from datamodules.dataset import OnError
+from datamodules.normalize import IMAGENET, Normalization
+from datamodules.predict import PredictPaths
 from datamodules.records import VideoRecord
 from datamodules.transforms import ClipTransform, ClipViews
 
@@ -43,6 +54,8 @@ CONTEXTS = ("stripes", "checker", "gradient", "rings")
 MARKS = ("top", "bottom")
 MOTIONS = ("grow", "shrink")
 _SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+# checked when a config is parsed (the constructor checks it again for Python callers)
+MarkContrast = restricted_number_type("MarkContrast", float, [(">", 0), ("<=", 1)])
 
 
 def synthetic_class_names(num_contexts: int, first_context: int = 0) -> list[str]:
@@ -164,7 +177,8 @@ def generate_benchmark(
     """Write every split's videos and a ``manifest.json`` under ``root``; return ``root``.
 
     Written to a temporary folder first and renamed into place, so an interrupted run never
-    leaves a half-written benchmark behind and concurrent processes do not collide.
+    leaves a half-written benchmark behind and concurrent processes do not collide. Progress is
+    reported every tenth of the videos (a first run writes hundreds of files).
     """
     root = Path(root)
     if (root / "manifest.json").exists():
@@ -173,6 +187,10 @@ def generate_benchmark(
     staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root.parent))
     classes = synthetic_class_names(num_contexts, first_context)
     manifest: dict[str, object] = {"classes": classes, "splits": {}}
+    total = len(classes) * sum(videos_per_class.values())
+    every, written, start = max(1, total // 10), 0, time.perf_counter()
+    rank_zero_info(f"synthetic benchmark: writing {total} videos to {root} (once; later runs "
+                   "read them back)")
     for split, count in videos_per_class.items():
         entries = []
         for label, name in enumerate(classes):
@@ -184,6 +202,10 @@ def generate_benchmark(
                 relative = f"{split}/{name}/{split}_{label:02d}_{i:04d}.mp4"
                 write_video(staging / relative, frames)
                 entries.append({"path": relative, "label": label, "num_frames": frames_per_video})
+                written += 1
+                if written % every == 0 or written == total:
+                    rank_zero_info(f"synthetic benchmark: {written}/{total} videos "
+                                   f"({time.perf_counter() - start:.0f} s)")
         manifest["splits"][split] = entries
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     try:
@@ -221,32 +243,34 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         self,
         data_dir: str = "~/.cache/finegrain/synthetic",
         seed: int = 0,
-        num_contexts: int = 2,
-        train_per_class: int = 24,
-        val_per_class: int = 8,
-        test_per_class: int = 8,
-        size: int = 64,
-        frames_per_video: int = 16,
-        noise: float = 12.0,
+        num_contexts: Literal[1, 2, 3, 4] = 2,
+        train_per_class: PositiveInt = 24,
+        val_per_class: PositiveInt = 8,
+        test_per_class: PositiveInt = 8,
+        size: PositiveInt = 64,
+        frames_per_video: PositiveInt = 16,
+        noise: NonNegativeFloat = 12.0,
         sampling: Literal["uniform", "dense"] = "uniform",
-        num_frames: int = 8,
-        frame_interval: int = 1,
-        test_clips: int = 1,
+        num_frames: PositiveInt = 8,
+        frame_interval: PositiveInt = 1,
+        test_clips: PositiveInt = 1,
         test_crops: Literal[1, 3, 5, 10] = 1,
-        train_crop_size: int = 32,
-        test_crop_size: int = 32,
-        short_side: int | None = 36,
-        train_scale: tuple[float, float] = (0.5, 1.0),
+        train_crop_size: PositiveInt = 32,
+        test_crop_size: PositiveInt = 32,
+        short_side: PositiveInt | None = 36,
+        train_scale: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.5, 1.0),
         flip: bool = True,
         train_transform: ClipTransform | None = None,
         test_views: ClipViews | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 16,
+        num_workers: NonNegativeInt = 0,
         video_backend: Literal["pyav", "torchcodec", "flow"] = "pyav",
         on_error: OnError = "warn",
-        mark_contrast: float = 1.0,
+        mark_contrast: MarkContrast = 1.0,
         first_context: int = 0,
         flow_length: int | None = None,
+        normalize: Normalization | None = IMAGENET,
+        predict_paths: PredictPaths | None = None,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -267,6 +291,8 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             video_backend=video_backend,
             on_error=on_error,
             flow_length=flow_length,
+            normalize=normalize,
+            predict_paths=predict_paths,
         )
         if video_backend == "frames":
             raise ValueError("the synthetic benchmark is encoded video: use video_backend "
@@ -312,6 +338,11 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
             groups.setdefault(f"detail:{context}-{motion}", []).append(name)
             groups.setdefault(f"reversal:{context}-{mark}", []).append(name)
         return groups
+
+    @property
+    def data_root(self) -> str:
+        """The generated benchmark's folder (``data_dir/synthetic-<hash>``)."""
+        return str(self.root)
 
     @property
     def flow_root(self) -> Path:

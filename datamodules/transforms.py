@@ -2,7 +2,7 @@
 
 Workers keep clips as ``uint8`` — 4× less to collate, pin and copy than float — and every
 spatial decision is made once per clip, so all frames of a clip share one crop and one flip.
-Normalisation (and any batched augmentation) runs on the device: ``normalize``.
+Normalisation (and any batched augmentation) runs on the device: ``datamodules.normalize``.
 
 Train transforms (``ClipTransform`` subclasses: ``TrainTransform``, ``ResizeRandomCrop``,
 ``MultiScaleCrop``) and test views (``ClipViews`` subclasses: ``TestViews``, ``FullFrameViews``)
@@ -28,6 +28,9 @@ from torch import Tensor
 
 from datamodules.flow import mirror_flow
 
+# normalisation lives in datamodules.normalize; its names stay importable from here
+from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, normalize
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -43,9 +46,6 @@ __all__ = [
     "resize_short_side",
     "short_side_size",
 ]
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 def _check_frames(frames: Tensor, flow: bool = False) -> None:
@@ -550,27 +550,3 @@ class FullFrameViews(ClipViews):
         return (f"{type(self).__name__}(short_side={self.short_side}, "
                 f"flip_alternate={self.flip_alternate})")
 
-
-def normalize(
-    x: Tensor,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """``uint8 [..., C, T, H, W]`` → ``(x / 255 - mean) / std`` as ``dtype``, on ``x``'s device.
-
-    ``mean``/``std`` are in [0, 1] units (ImageNet's by default), one value per channel or one
-    value for all (flow stacks: ``datamodules.flow.FLOW_MEAN``/``FLOW_STD``); the channel dim is
-    ``-4`` so the same call serves a clip, a batch ``[B, C, T, H, W]`` and test views
-    ``[B, V, C, T, H, W]``. Float input is taken as already in [0, 1].
-    """
-    if x.ndim < 4:
-        raise ValueError(f"expected [..., C, T, H, W], got shape {tuple(x.shape)}")
-    channels = x.shape[-4]
-    scale = 255.0 if x.dtype == torch.uint8 else 1.0
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).flatten()
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).flatten()
-    if m.numel() not in (1, channels) or s.numel() not in (1, channels):
-        raise ValueError(f"mean/std have {m.numel()}/{s.numel()} values for {channels} channels")
-    m, s = m.view(-1, 1, 1, 1) * scale, s.view(-1, 1, 1, 1) * scale
-    return (x.to(dtype) - m) / s

@@ -15,7 +15,7 @@ from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from datamodules.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from lightning_modules.evaluation import (
     Average,
     ResultAccumulator,
@@ -36,9 +36,9 @@ from models.heads import GAPHead, Head, HeadOutput
 
 HeadFactory = Callable[[nn.Module, int], Head]
 
-# Lightning warns whenever a module that overrides ``on_after_batch_transfer`` is fitted with a
-# datamodule; normalising on the device inside the module is this project's design (DESIGN.md,
-# "Data flow"), so the warning would only confuse users.
+# With one of the project's datamodules, Lightning uses the datamodule's
+# ``on_after_batch_transfer`` (device-side normalisation, datamodules.normalize) and warns that
+# the module overrides it too; the module's hook is for data that comes without one.
 warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
 
 
@@ -51,7 +51,9 @@ class VideoRecognizer(pl.LightningModule):
             ``class_path`` with ``init_args`` lacking ``backbone`` and ``num_classes``.
         num_classes: linked from the datamodule by the CLI.
         optimizer / lr_scheduler: callables taking parameters / optimizer (LightningCLI style).
-        mean / std: per-channel normalisation applied on the device to uint8 input.
+        mean / std: per-channel normalisation of input that reaches the model as ``uint8``
+            (the datamodules normalise on the device already, ``normalize=``; float input is
+            used as it comes, so nothing is normalised twice).
         test_average: how views of a test video are combined (``prob``, ``score`` or ``max``).
         views_per_forward: cap on clips per forward pass in test (memory); ``None``: all at once.
         class_names: for logging and predictions; linked from the datamodule by the CLI.
@@ -114,8 +116,7 @@ class VideoRecognizer(pl.LightningModule):
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32), persistent=False)
+        self.normalization = Normalization(tuple(mean), tuple(std))
         self.test_average = test_average
         self.views_per_forward = views_per_forward
         self.class_names = class_names
@@ -142,6 +143,13 @@ class VideoRecognizer(pl.LightningModule):
             for line in load_init_weights(self, self.init_weights):
                 rank_zero_info(line)
             self._init_weights_loaded = True
+        # one clip of the data's shape, so the model summary counts real FLOPs (and shapes)
+        datamodule = getattr(self._trainer, "datamodule", None)  # setup() may run trainer-less
+        frames = getattr(datamodule, "num_frames", None)
+        size = getattr(datamodule, "train_crop_size", None)
+        if self.example_input_array is None and frames and size:
+            channels = getattr(self.backbone, "in_channels", 3)
+            self.example_input_array = torch.zeros(1, channels, frames, size, size)
 
     def train(self, mode: bool = True) -> VideoRecognizer:
         super().train(mode)
@@ -151,13 +159,12 @@ class VideoRecognizer(pl.LightningModule):
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:
-        """``video``: normalised float ``[B, C, T, H, W]`` → the head's ``HeadOutput``."""
-        return self.head(self.backbone(video))
+        """``video``: normalised float (or raw ``uint8``) ``[B, C, T, H, W]`` → ``HeadOutput``."""
+        return self.head(self.backbone(self.normalization(video)))
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
-        # uint8 travels to the device (4× less traffic than float), normalised there, batched
-        if batch["video"].dtype == torch.uint8:
-            batch["video"] = normalize(batch["video"], self.mean, self.std)
+        # used when the data comes without its own hook (datamodules.VideoDataModule's
+        # normalises and already gives test views as [B, V, C, T, H, W])
         trainer = self._trainer
         if (trainer is not None and (trainer.testing or trainer.predicting)
                 and batch["video"].ndim == 5):
@@ -307,8 +314,10 @@ class VideoRecognizer(pl.LightningModule):
             clip = score(results.clip[branch], results.label)
             if clip:
                 metrics[f"test/acc1_clip{suffix}"] = clip["acc1"]
-        # every rank holds the same gathered values: no further reduction
-        self.log_dict(metrics, sync_dist=False)
+        # every rank holds the same gathered values, so the mean over ranks that sync_dist
+        # takes is each value itself (exactly); declaring it keeps Lightning from warning, once
+        # per metric, that epoch-level values are not synchronised
+        self.log_dict(metrics, sync_dist=True)
         self._test_rows.reset()
 
     # ---- predict ---------------------------------------------------------------------------

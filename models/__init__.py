@@ -8,7 +8,7 @@ a preset and loads its weights (``models.weights``).
 
 from models.backbone import FeatureInfo, VideoBackbone
 from models.complexity import complexity
-from models.heads import GAPHead, Head, HeadOutput
+from models.heads import DFBHead, GAPHead, Head, HeadOutput, U2SHead
 from models.inception import InceptionV1Video
 from models.registry import (
     create_backbone,
@@ -21,12 +21,14 @@ from models.resnet import VideoResNet
 from models.weights import LoadReport, WeightLoadError, load_weights
 
 __all__ = [
+    "DFBHead",
     "FeatureInfo",
     "GAPHead",
     "Head",
     "HeadOutput",
     "InceptionV1Video",
     "LoadReport",
+    "U2SHead",
     "VideoBackbone",
     "VideoResNet",
     "WeightLoadError",

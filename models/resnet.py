@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from models.backbone import STAGE_NAMES, VideoBackbone, init_weights, scaled
@@ -384,15 +385,15 @@ class VideoResNet(VideoBackbone):
 
     def __init__(
         self,
-        depth: int = 50,
+        depth: Literal[18, 34, 50, 101, 152] = 50,
         temporal: str = "none",
         temporal_stages: str | Sequence[str] = "all",
         temporal_pooling: bool = False,
         temporal_downsample: Literal["maxpool", "stride"] = "maxpool",
         gating: bool = False,
         non_local_stages: Sequence[str] = (),
-        width_multiplier: float = 1.0,
-        in_channels: int = 3,
+        width_multiplier: PositiveFloat = 1.0,
+        in_channels: PositiveInt = 3,
         stem: StemKind = "auto",
         stem_pool: bool = True,
         r2plus1d_expand: bool = False,

@@ -193,7 +193,8 @@ def test_ddp_predict_writes_every_video_once(tmp_path, synthetic_root) -> None:
     assert len(records) == NUM_PREDICT
     for predictions in (one, two):
         assert predictions["index"].tolist() == list(range(NUM_PREDICT))  # each video once
-        assert predictions["video_ids"] == [r.video_id for r in records]
+        assert predictions["video_ids"] == [
+            Path(r.path).relative_to(dm.data_root).as_posix() for r in records]
         assert predictions["labels"].tolist() == [r.label for r in records]
         assert predictions["final"] == "fused"
         assert set(predictions["probs"]) == {"universal", "bridge", "specific", "fused"}
@@ -203,5 +204,9 @@ def test_ddp_predict_writes_every_video_once(tmp_path, synthetic_root) -> None:
     assert one["class_names"] == two["class_names"] == list(dm.classes)
     for branch, probs in one["probs"].items():
         torch.testing.assert_close(two["probs"][branch], probs, rtol=1e-4, atol=1e-5)
-    # one file, written by rank 0 only
-    assert [p.name for p in (tmp_path / "ddp").iterdir()] == ["predictions.pt"]
+    # written by rank 0 only: the configured file and the CLI's default CSV, one row per video
+    written = sorted(p.relative_to(tmp_path / "ddp").as_posix()
+                     for p in (tmp_path / "ddp").rglob("*") if p.is_file())
+    assert written == ["analysis/predictions.csv", "predictions.pt"]
+    csv_rows = (tmp_path / "ddp" / "analysis" / "predictions.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + NUM_PREDICT

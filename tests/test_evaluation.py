@@ -142,7 +142,9 @@ def test_predict_writes_per_video_probabilities_of_all_branches(synthetic_root, 
         predictions = load_predictions(writer.path)
         n = TINY_SYNTHETIC["test_per_class"] * dm.num_classes
         records = dm.datasets["test"].records
-        assert predictions["video_ids"] == [r.video_id for r in records]
+        # paths relative to the data root: unique even where file names repeat across classes
+        assert predictions["video_ids"] == [
+            Path(r.path).relative_to(dm.data_root).as_posix() for r in records]
         assert predictions["labels"].tolist() == [r.label for r in records]
         assert predictions["class_names"] == dm.classes
         assert set(predictions["probs"]) == {"avg", "xchannel", "max", "comb"}

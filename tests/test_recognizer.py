@@ -47,13 +47,15 @@ def test_unique_by_index_drops_padding_duplicates() -> None:
     assert kept.tolist() == [0, 10, 20, 30]
 
 
-def test_uint8_is_normalised_on_the_device() -> None:
-    model = tiny_model(4)
-    batch = {"video": torch.full((1, 3, 2, 4, 4), 255, dtype=torch.uint8)}
-    out = model.on_after_batch_transfer(batch, 0)["video"]
-    assert out.dtype == torch.float32
+def test_uint8_input_is_normalised_once() -> None:
+    model = tiny_model(4).eval()
+    raw = torch.randint(0, 256, (1, 3, 4, 32, 32), dtype=torch.uint8)
+    normalised = model.normalization(raw)
     expected = (1.0 - torch.tensor(model.hparams.mean)) / torch.tensor(model.hparams.std)
-    torch.testing.assert_close(out[0, :, 0, 0, 0], expected)
+    torch.testing.assert_close(model.normalization(torch.full_like(raw, 255))[0, :, 0, 0, 0],
+                               expected)
+    with torch.no_grad():  # raw uint8 and already-normalised float give the same output
+        torch.testing.assert_close(model(raw).final_logits, model(normalised).final_logits)
 
 
 def test_fit_and_multiview_test_log_the_documented_metrics(synthetic_root, tmp_path) -> None:

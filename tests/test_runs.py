@@ -134,7 +134,12 @@ def config(tmp_path: Path, synthetic_root: Path, name: str, **recorder) -> Path:
         "test_after_fit": False,
         "trainer": {"enable_progress_bar": False, "enable_model_summary": False,
                     "num_sanity_val_steps": 0, "callbacks": callbacks},
-        "model": {"init_args": {"backbone": {"init_args": {"width_multiplier": 0.125}}}},
+        # a schedule that does not follow max_epochs: the demo's cosine T_max is linked to it,
+        # and the interrupted run here stops early by a lower max_epochs
+        "model": {"init_args": {
+            "backbone": {"init_args": {"width_multiplier": 0.125}},
+            "lr_scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR",
+                             "init_args": {"step_size": 1, "gamma": 0.5}}}},
         "data": {"init_args": data},
     }))
     return path

@@ -67,6 +67,20 @@ def mask_weight_similarity(checkpoint: str | Path) -> Tensor:
     return weight_similarity(state[keys[0]].float().flatten(1))
 
 
+def _out_dir(out: str | None, result_file: str, name: str) -> Path:
+    """``--out``, or by default a folder beside the result file (the run's analysis folder),
+    never the working directory."""
+    return Path(out) if out else Path(result_file).resolve().parent / name
+
+
+def _class_names(checkpoint: str) -> list[str] | None:
+    """The class names a Finegrain checkpoint's hyper-parameters carry (``None`` if absent)."""
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True).get(
+        "hyper_parameters", {})
+    names = hparams.get("class_names")
+    return list(names) if names else None
+
+
 def _label(path: str) -> str:
     """A short name for a result file: ``runs/sweep/tsn/seed0/analysis/test_predictions.pt``
     → ``tsn/seed0`` (the callbacks' file names are the same in every run)."""
@@ -103,15 +117,17 @@ def _confusion(args: argparse.Namespace) -> int:
     predictions = load_predictions(args.predictions)
     names = predictions["class_names"]
     matrix = _matrix(predictions)
-    out = Path(args.out)
+    out = _out_dir(args.out, args.predictions, "confusion")
     pairs = most_confused_pairs(matrix, names, args.top)
     print("most-confused pairs (true -> predicted: videos):")
     for p in pairs:
         print(f"  {p.true} -> {p.predicted}: {p.count}/{p.of}")
-    write_table(out / "most_confused_pairs.csv", ["true", "predicted", "videos", "of"],
-                [[p.true, p.predicted, p.count, p.of] for p in pairs])
-    write_table(out / "per_class_accuracy.csv", ["class", "accuracy"],
-                list(zip(names, per_class_accuracy(matrix).tolist(), strict=True)))
+    # the same columns as the ConfusionAnalysis callback's tables
+    write_table(out / "most_confused_pairs.csv", ["true", "predicted", "videos", "of", "rate"],
+                [[p.true, p.predicted, p.count, p.of, p.rate] for p in pairs])
+    write_table(out / "per_class_accuracy.csv", ["class", "accuracy", "videos"],
+                list(zip(names, per_class_accuracy(matrix).tolist(), matrix.sum(1).tolist(),
+                         strict=True)))
     if args.groups:
         groups = per_group_accuracy(matrix, names, load_class_groups(args.groups))
         write_table(out / "per_group_accuracy.csv", ["group", "accuracy"], list(groups.items()))
@@ -161,14 +177,16 @@ def _compare(args: argparse.Namespace) -> int:
     from lightning_modules.analysis.report import write_image, write_table
 
     base_matrix, model_matrix, names = _aligned_matrices(args.baseline, args.model)
-    out = Path(args.out)
+    out = _out_dir(args.out, args.model, "compare")
     comparison = compare_confusions(base_matrix, model_matrix, names, args.top)
     for kind in ("improved", "worsened"):
         print(f"pairs {kind} (true -> predicted: baseline / model):")
         for r in comparison[kind]:
             print(f"  {r.true} -> {r.predicted}: {r.baseline} / {r.model}")
-        write_table(out / f"pairs_{kind}.csv", ["true", "predicted", "baseline", "model"],
-                    [[r.true, r.predicted, r.baseline, r.model] for r in comparison[kind]])
+        write_table(out / f"pairs_{kind}.csv", ["true", "predicted", "baseline", "model",
+                                                "change"],
+                    [[r.true, r.predicted, r.baseline, r.model, r.change]
+                     for r in comparison[kind]])
     if args.groups:
         _group_gains(base_matrix, model_matrix, names, args.groups, out)
     titles = tuple(args.names) if args.names else (_label(args.baseline), _label(args.model))
@@ -187,7 +205,9 @@ def _weight_similarity(args: argparse.Namespace) -> int:
     for name, matrix in matrices.items():
         off = matrix[~torch.eye(matrix.shape[0], dtype=torch.bool)]
         print(f"{name}: mean off-diagonal S^w = {float(off.mean()):.3f}")
-    path = write_image(args.out, similarity_figure(matrices))
+    names = _class_names(args.with_)
+    out = Path(args.out) if args.out else Path(args.with_).parent / "weight_similarity.png"
+    path = write_image(out, similarity_figure(matrices, names))
     print(f"written to {path}")
     return 0
 
@@ -242,20 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="a baseline's predictions file on the same test set: "
                    "also the per-group gain over it (dfb Table 2)")
     p.add_argument("--top", type=int, default=10)
-    p.add_argument("--out", default="analysis")
+    p.add_argument("--out", help="folder for PNG/CSV (default: confusion/ beside the file)")
     p.set_defaults(run=_confusion)
     p = sub.add_parser("compare", help="baseline vs model confusions")
     p.add_argument("baseline")
     p.add_argument("model")
     p.add_argument("--groups")
     p.add_argument("--top", type=int, default=10)
-    p.add_argument("--out", default="analysis")
+    p.add_argument("--out", help="folder for PNG/CSV (default: compare/ beside the model file)")
     p.add_argument("--names", nargs=2, metavar=("BASELINE", "MODEL"), help="figure titles")
     p.set_defaults(run=_compare)
     p = sub.add_parser("weight-similarity", help="U2S S^w without / with regularisation")
     p.add_argument("--without", required=True, help="checkpoint trained with reg_weight=0")
     p.add_argument("--with", dest="with_", required=True, help="checkpoint with regularisation")
-    p.add_argument("--out", default="analysis/weight_similarity.png")
+    p.add_argument("--out", help="PNG (default: weight_similarity.png beside --with)")
     p.set_defaults(run=_weight_similarity)
     p = sub.add_parser("fuse", help="late fusion of two-stream predictions (mean of softmax)")
     p.add_argument("predictions", nargs="+", help="prediction files: RGB, flow, …")

@@ -7,6 +7,7 @@ logger or write it as a PNG without caring about matplotlib state.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,8 @@ def confusion_figure(
                             color="white" if values[i, j] > threshold else "black")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    # a long run name wraps instead of running off the figure
+    ax.set_title(textwrap.fill(title, width=max(30, int(7 * side))), fontsize=10)
     figure.tight_layout()
     return figure_to_array(figure)
 
@@ -87,7 +89,8 @@ def compare_confusion_figure(
         if k <= 60:
             ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
             ax.set_yticks(range(k), names, fontsize=7)
-        ax.set_title(f"{title} (acc {100 * accuracy:.1f} %)")
+        ax.set_title(textwrap.fill(f"{title} (acc {100 * accuracy:.1f} %)",
+                                   width=max(30, int(7 * side))), fontsize=10)
         ax.set_xlabel("predicted class")
     axes[0].set_ylabel("true class")
     figure.tight_layout()
@@ -140,6 +143,39 @@ def similarity_figure(
     return figure_to_array(figure)
 
 
+def _class_axes(ax, class_names: Sequence[str], xlabel: str, ylabel: str) -> None:
+    m = len(class_names)
+    if m <= 40:  # beyond that the names are unreadable; indices remain
+        ax.set_xticks(range(m), list(class_names), rotation=60, ha="right", fontsize=6)
+        ax.set_yticks(range(m), list(class_names), fontsize=6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def csm_figure(similarity: Tensor, csm: Tensor, class_names: Sequence[str] | None = None,
+               title: str = "U2S category similarity (u2s eqs. 1-2)") -> np.ndarray:
+    """The similarity ``S`` between class sparsity vectors and the binary CSM derived from it,
+    side by side, with class names on both axes and a colour bar each (u2s §III-A)."""
+    s = similarity.detach().cpu().float()
+    names = _names(class_names, s.shape[0])
+    size = max(4.0, 0.22 * len(names) + 2.5)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size + 0.6), dpi=100)
+    panels = [
+        (s.numpy(), "similarity S of class sparsity vectors", "viridis", "S (1 = same channels)",
+         float(s.min()), float(s.max())),
+        (csm.detach().cpu().float().numpy(), "CSM: confusable classes (1) per column", "Greys",
+         "CSM entry", 0.0, 1.0),
+    ]
+    for ax, (values, name, cmap, bar, lo, hi) in zip(axes, panels, strict=True):
+        image = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
+        ax.set_title(name, fontsize=9)
+        _class_axes(ax, names, "class", "class")
+        figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=bar)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
 @dataclass
 class FramePanel:
     """One frame to draw: ``frame`` ``uint8 [H, W, 3]``, optional ``box`` ``(x0, y0, x1, y1)``
@@ -156,13 +192,22 @@ def panel_grid(rows: Sequence[Sequence[FramePanel]], row_titles: Sequence[str] |
     """A grid of frames with boxes (dfb Figs. 4–5) or heat overlays (u2s Fig. 5)."""
     num_rows = max(1, len(rows))
     num_cols = max(1, max((len(r) for r in rows), default=1))
-    figure, axes = plt.subplots(num_rows, num_cols, squeeze=False, dpi=100,
-                                figsize=(panel_size * num_cols + 0.6, panel_size * num_rows + 0.6))
+    # row titles (a video's file name and class) get a column of their own, written
+    # horizontally: rotated beside a frame, long paths ran into the neighbouring rows
+    label_width = 1.1 * panel_size if row_titles else 0.0
+    figure, axes = plt.subplots(
+        num_rows, num_cols + 1, squeeze=False, dpi=100,
+        gridspec_kw={"width_ratios": [label_width or 1e-3] + [panel_size] * num_cols},
+        figsize=(panel_size * num_cols + label_width + 0.6, (panel_size + 0.35) * num_rows + 0.6))
     for ax in axes.flat:
         ax.axis("off")
     for r, row in enumerate(rows):
+        if row_titles is not None and r < len(row_titles):
+            text = "\n".join(textwrap.fill(part, 28) for part in row_titles[r].split("\n"))
+            axes[r, 0].text(1.0, 0.5, text, transform=axes[r, 0].transAxes, ha="right",
+                            va="center", fontsize=7)
         for c, panel in enumerate(row):
-            ax = axes[r, c]
+            ax = axes[r, c + 1]
             ax.imshow(panel.frame)
             if panel.heat is not None:
                 ax.imshow(panel.heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
@@ -171,9 +216,6 @@ def panel_grid(rows: Sequence[Sequence[FramePanel]], row_titles: Sequence[str] |
                 ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                        edgecolor="yellow", linewidth=2))
             ax.set_title(panel.title, fontsize=7)
-        if row_titles is not None and r < len(row_titles):
-            axes[r, 0].text(-0.08, 0.5, row_titles[r], transform=axes[r, 0].transAxes,
-                            rotation=90, ha="right", va="center", fontsize=7)
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
@@ -201,6 +243,7 @@ __all__ = [
     "accuracy_vs_clips_figure",
     "compare_confusion_figure",
     "confusion_figure",
+    "csm_figure",
     "figure_to_array",
     "frames_to_uint8",
     "grid_shape",

@@ -59,7 +59,11 @@ class AnalysisReporter:
             if wandb is not None:
                 root = Path(wandb.experiment.dir)
             else:
-                root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+                # trainer.log_dir would broadcast (a collective) and only the global-zero rank
+                # reports: read the first logger's folder directly
+                loggers = self.trainer.loggers
+                log_dir = getattr(loggers[0], "log_dir", None) if loggers else None
+                root = Path(log_dir or self.trainer.default_root_dir)
             self._dirpath = root / "analysis"
         self._dirpath.mkdir(parents=True, exist_ok=True)
         return self._dirpath

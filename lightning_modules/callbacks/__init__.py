@@ -6,9 +6,11 @@ from lightning_modules.callbacks.csm import (
     InitWeightsFromCheckpoint,
     U2SStageFreezing,
 )
+from lightning_modules.callbacks.epoch_summary import EpochSummary
 from lightning_modules.callbacks.evaluation import (
     AccuracyVsClips,
     ConfusionAnalysis,
+    PredictionCSVWriter,
     ReversedTimeEvaluation,
     TestPredictionsWriter,
     VideoPredictionWriter,
@@ -27,7 +29,9 @@ __all__ = [
     # evaluation and analysis (issue 6)
     "AccuracyVsClips",
     "ConfusionAnalysis",
+    "EpochSummary",
     "FilterResponseVisualizer",
+    "PredictionCSVWriter",
     "ReversedTimeEvaluation",
     "TestPredictionsWriter",
     "U2SMaskVisualizer",

@@ -30,48 +30,10 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from lightning_modules.analysis.figures import csm_figure
+from lightning_modules.analysis.report import AnalysisReporter
+from lightning_modules.callbacks.evaluation import class_names_of
 from lightning_modules.evaluation import ResultAccumulator
-
-# a few viridis anchor colours: a perceptually ordered dark-to-bright ramp without matplotlib
-_VIRIDIS = torch.tensor(
-    [
-        [0.267, 0.005, 0.329],
-        [0.229, 0.322, 0.546],
-        [0.128, 0.567, 0.551],
-        [0.369, 0.789, 0.383],
-        [0.993, 0.906, 0.144],
-    ]
-)
-
-
-def heatmap_image(matrix: Tensor, min_size: int = 256) -> Tensor:
-    """``[M, M]`` values in ``[0, 1]`` → RGB ``[3, S, S]`` float image (viridis-like ramp).
-
-    Each cell is repeated so the image is at least ``min_size`` pixels wide (nearest neighbour:
-    cells stay crisp, one class = one block).
-    """
-    values = matrix.detach().float().cpu().clamp(0, 1).nan_to_num(0.0)
-    position = values * (len(_VIRIDIS) - 1)
-    low = position.floor().long().clamp(max=len(_VIRIDIS) - 2)
-    frac = (position - low).unsqueeze(-1)
-    rgb = _VIRIDIS[low] * (1 - frac) + _VIRIDIS[low + 1] * frac  # [M, M, 3]
-    scale = max(1, -(-min_size // values.shape[0]))
-    rgb = rgb.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
-    return rgb.permute(2, 0, 1).contiguous()
-
-
-def csm_figure(similarity: Tensor, csm: Tensor, min_size: int = 256) -> Tensor:
-    """Side by side: similarity ``S`` (min-max normalised off the diagonal) | binary CSM."""
-    s = similarity.detach().float().cpu().clone()
-    off = ~torch.eye(s.shape[0], dtype=torch.bool)
-    if off.any():
-        lo, hi = s[off].min(), s[off].max()
-        s = (s - lo) / (hi - lo).clamp(min=1e-12)
-    s.fill_diagonal_(1.0)
-    left, right = heatmap_image(s, min_size), heatmap_image(csm, min_size)
-    gap = torch.ones(3, left.shape[1], max(2, left.shape[2] // 64))
-    return torch.cat([left, gap, right], dim=2)
-
 
 #: u2s §IV-B: the top-N accuracy the universal network must reach for N confusing categories
 TOP_N_STANDARDS: dict[str, float] = {
@@ -188,7 +150,7 @@ class CategorySimilarityCallback(pl.Callback):
         if self.top_n_standard is not None:
             self.choose_num_confusing(trainer, pl_module, head)
         self.compute(trainer, pl_module, head)
-        self.log_heatmap(trainer, head)
+        self.log_heatmap(trainer, head, pl_module)
 
     # ------------------------------------------------------------------ work
     def _split_batch(self, batch: Any) -> tuple[Tensor, Tensor]:
@@ -284,7 +246,9 @@ class CategorySimilarityCallback(pl.Callback):
                 # the module's own device transfer + on_after_batch_transfer (normalisation)
                 batch = pl_module._apply_batch_transfer_handler(batch)
                 video, label = self._split_batch(batch)
-                head.update_csm_statistics(backbone(video), label)
+                # uint8 still when the datamodule hands raw video on (normalize=None)
+                prepare = getattr(pl_module, "normalization", None)
+                head.update_csm_statistics(backbone(prepare(video) if prepare else video), label)
             sparsity_sum, count = head.csm_sparsity_sum, head.csm_count
             if trainer.world_size > 1:
                 # every rank saw a disjoint shard (_statistics_loader): sum the class statistics
@@ -301,32 +265,19 @@ class CategorySimilarityCallback(pl.Callback):
             f"alpha={head.csm_threshold.item():.4f}, mean positives per column={positives:.2f}"
         )
 
-    def log_heatmap(self, trainer: pl.Trainer, head: nn.Module) -> None:
-        """Send the heat map to every logger that takes images; else write a PNG (rank 0)."""
-        # trainer.log_dir broadcasts rank 0's folder (a collective): every rank must ask for it
-        directory = trainer.log_dir or trainer.default_root_dir
-        if not trainer.is_global_zero:
+    def log_heatmap(self, trainer: pl.Trainer, head: nn.Module,
+                    pl_module: pl.LightningModule) -> None:
+        """The heat map (S and the binary CSM, class names on the axes) to every logger that
+        takes images and as a PNG in the run's analysis folder (global-zero rank)."""
+        report = AnalysisReporter(trainer)
+        if not report.enabled:
             return
-        image = csm_figure(head.csm_similarity, head.csm)  # [3, H, W] in [0, 1]
-        step = trainer.global_step
-        logged = False
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B
-                hwc = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-                logger.log_image(
-                    key=self.log_key, images=[hwc], step=step, caption=["S | CSM (binary)"]
-                )
-                logged = True
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image(self.log_key, image, step)
-                logged = True
-        if not logged:
-            from torchvision.utils import save_image
-
-            os.makedirs(directory, exist_ok=True)
-            self.image_path = os.path.join(directory, self.log_key.replace("/", "_") + ".png")
-            save_image(image, self.image_path)
-            rank_zero_info(f"CategorySimilarityCallback: heat map written to {self.image_path}")
+        names = class_names_of(trainer, pl_module, int(head.csm.shape[0]))
+        path = report.image(self.log_key, csm_figure(head.csm_similarity, head.csm, names),
+                            caption="S | CSM (binary)")
+        if path is not None:
+            self.image_path = str(path)
+            rank_zero_info(f"CategorySimilarityCallback: heat map written to {path}")
 
 
 class U2SStageFreezing(BaseFinetuning):
@@ -421,8 +372,6 @@ __all__ = [
     "InitWeightsFromCheckpoint",
     "U2SStageFreezing",
     "choose_num_confusing",
-    "csm_figure",
-    "heatmap_image",
     "resolve_standard",
     "top_n_accuracy",
 ]

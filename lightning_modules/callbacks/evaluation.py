@@ -25,6 +25,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from datamodules.predict import relative_path
 from lightning_modules.analysis.confusion import (
     ClassGroups,
     compare_confusions,
@@ -41,7 +42,7 @@ from lightning_modules.analysis.figures import (
     confusion_figure,
 )
 from lightning_modules.analysis.predictions import load_predictions, save_predictions
-from lightning_modules.analysis.report import AnalysisReporter
+from lightning_modules.analysis.report import AnalysisReporter, write_table
 from lightning_modules.evaluation import (
     ResultAccumulator,
     VideoResults,
@@ -71,9 +72,20 @@ def records_of(trainer: pl.Trainer, stage: str = "test") -> list[Any] | None:
     return getattr(dataset, "records", None)
 
 
-def video_ids_of(records: list[Any] | None, index: Tensor) -> list[str]:
+def video_root_of(trainer: pl.Trainer, stage: str = "test") -> str | None:
+    """The folder the evaluated videos' relative paths start from (the datamodule's
+    ``video_root``), or ``None`` for data that does not say."""
+    video_root = getattr(getattr(trainer, "datamodule", None), "video_root", None)
+    return video_root(stage) if callable(video_root) else None
+
+
+def video_ids_of(records: list[Any] | None, index: Tensor, root: str | None = None) -> list[str]:
+    """Each video's path relative to ``root`` (two ``006.mp4`` in different class folders
+    stay apart); without a root, the record's ``video_id``; without records, the index."""
     if records is None:
         return [str(i) for i in index.tolist()]
+    if root is not None:
+        return [relative_path(records[i].path, root) for i in index.tolist()]
     return [getattr(records[i], "video_id", str(i)) for i in index.tolist()]
 
 
@@ -122,7 +134,8 @@ class TestPredictionsWriter(pl.Callback):
         names = class_names_of(trainer, pl_module, results.video[results.final].shape[1])
         self.path = save_predictions(
             directory / f"{self.name}.{self.format}",
-            video_ids=video_ids_of(records_of(trainer), results.index), index=results.index,
+            video_ids=video_ids_of(records_of(trainer), results.index, video_root_of(trainer)),
+            index=results.index,
             labels=results.label, class_names=names,
             probs={b: results.probabilities(b) for b in results.branches}, final=results.final,
             metrics=metrics)
@@ -155,27 +168,97 @@ class VideoPredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
-        collect = getattr(pl_module, "collect_predict_results", None)
-        if collect is None:
+        if not hasattr(pl_module, "collect_predict_results"):
             raise TypeError(f"{type(pl_module).__name__} has no collect_predict_results(); "
                             "VideoPredictionWriter needs lightning_modules.VideoRecognizer")
-        try:
-            results = collect()  # collective: every rank
-        except RuntimeError:
-            rank_zero_warn("VideoPredictionWriter: no predictions to write")
+        results = _predictions_to_write(trainer, pl_module, type(self).__name__)
+        if results is None:
             return
-        if not trainer.is_global_zero:
-            return
-        output = Path(self.output)
-        if not output.is_absolute():
-            output = AnalysisReporter(trainer).directory / output
+        output = _run_file(trainer, self.output)
         k = results.video[results.final].shape[1]
         self.path = save_predictions(
-            output, video_ids=video_ids_of(records_of(trainer, "predict"), results.index),
+            output, video_ids=video_ids_of(records_of(trainer, "predict"), results.index,
+                                           video_root_of(trainer, "predict")),
             index=results.index, labels=results.label,
             class_names=class_names_of(trainer, pl_module, k), probs=results.video,
             final=results.final)
         rank_zero_info(f"VideoPredictionWriter: {len(results)} videos written to {self.path}")
+
+
+def _predictions_to_write(trainer: pl.Trainer, pl_module: pl.LightningModule,
+                          writer: str) -> VideoResults | None:
+    """The predict epoch's results gathered from every rank (a collective: every rank calls
+    this); ``None`` except on the global-zero rank, or when there is nothing to write."""
+    try:
+        results = pl_module.collect_predict_results()
+    except RuntimeError:
+        rank_zero_warn(f"{writer}: no predictions to write")
+        return None
+    return results if trainer.is_global_zero else None
+
+
+def _run_file(trainer: pl.Trainer, output: str) -> Path:
+    """``output``, a relative path taken from the run's analysis folder."""
+    path = Path(output)
+    return path if path.is_absolute() else AnalysisReporter(trainer).directory / path
+
+
+def prediction_rows(results: VideoResults, video_ids: Sequence[str], class_names: Sequence[str],
+                    top_k: int = 5) -> tuple[list[str], list[list[Any]]]:
+    """``(columns, rows)`` of a predictions table: one row per video with its path, the true
+    class (empty when unlabelled), the final branch's ``top_k`` classes with probabilities,
+    and every branch's top-1 class and probability."""
+    k = min(top_k, len(class_names))
+    columns = ["path", "true_class"]
+    columns += [c for i in range(1, k + 1) for c in (f"class_{i}", f"prob_{i}")]
+    columns += [c for b in results.branches for c in (f"top1_{b}", f"prob_top1_{b}")]
+    final = results.probabilities()
+    top_probs, top_ids = final.topk(k, dim=-1)
+    best = {b: results.probabilities(b).max(dim=-1) for b in results.branches}
+    rows = []
+    for n, (video, label) in enumerate(zip(video_ids, results.label.tolist(), strict=True)):
+        row: list[Any] = [video, class_names[label] if label >= 0 else ""]
+        for p, c in zip(top_probs[n].tolist(), top_ids[n].tolist(), strict=True):
+            row += [class_names[c], p]
+        for branch in results.branches:
+            row += [class_names[int(best[branch].indices[n])], float(best[branch].values[n])]
+        rows.append(row)
+    return columns, rows
+
+
+class PredictionCSVWriter(BasePredictionWriter):
+    """``predict``: one CSV row per video — its path relative to the data root, the top-5
+    classes with probabilities, every branch's top-1 (:func:`prediction_rows`).
+
+    ``cli.py predict`` always has one (``--prediction_csv.output=…``; ``null`` turns it off),
+    so predicting new videos writes and says where without configuring anything.
+
+    Args:
+        output: CSV file; a relative path is taken from the run's analysis folder.
+        top_k: classes listed per video.
+    """
+
+    def __init__(self, output: str | None = "predictions.csv", top_k: int = 5) -> None:
+        super().__init__(write_interval="epoch")
+        self.output, self.top_k = output, top_k
+        self.path: Path | None = None
+
+    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           predictions: Sequence[Any], batch_indices: Sequence[Any]) -> None:
+        if self.output is None or not hasattr(pl_module, "collect_predict_results"):
+            return
+        results = _predictions_to_write(trainer, pl_module, type(self).__name__)
+        if results is None:
+            return
+        output = _run_file(trainer, self.output)
+        ids = video_ids_of(records_of(trainer, "predict"), results.index,
+                           video_root_of(trainer, "predict"))
+        names = class_names_of(trainer, pl_module, results.video[results.final].shape[1])
+        columns, rows = prediction_rows(results, ids, names, self.top_k)
+        self.path = write_table(output, columns, rows)
+        root = video_root_of(trainer, "predict")
+        rank_zero_info(f"predictions for {len(rows)} videos"
+                       f"{f' (paths relative to {root})' if root else ''} written to {self.path}")
 
 
 # ---- confusion analysis ----------------------------------------------------------------------
@@ -239,10 +322,10 @@ class ConfusionAnalysis(pl.Callback):
         groups = self._groups(trainer)
         self.group_accuracy = per_group_accuracy(self.matrix, names, groups) if groups else {}
         if self.log_group_scalars:
-            # same values on every rank (gathered results): logged everywhere, no reduction
+            # same values on every rank (gathered results): the mean sync_dist takes is exact
             for group, value in self.group_accuracy.items():
                 if value == value:  # NaN: a group without test videos
-                    pl_module.log(f"test/group_acc1/{group}", value, sync_dist=False)
+                    pl_module.log(f"test/group_acc1/{group}", value, sync_dist=True)
         baseline_matrix = self._baseline_matrix(results, names, k) if self.baseline else None
         if baseline_matrix is not None:
             self.comparison = compare_confusions(baseline_matrix, self.matrix, names,
@@ -253,7 +336,7 @@ class ConfusionAnalysis(pl.Callback):
                 if self.log_group_scalars:
                     for group, _, _, gain in self.comparison["groups"]:
                         if gain == gain:  # NaN: a group without test videos
-                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=False)
+                            pl_module.log(f"test/group_gain/{group}", gain, sync_dist=True)
         if trainer.is_global_zero:
             self._report(trainer, names, baseline_matrix)
 
@@ -345,8 +428,8 @@ class AccuracyVsClips(pl.Callback):
         if not self.top1:  # an unlabelled test split
             return
         for k in self.top1:
-            pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=False)
-            pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=False)
+            pl_module.log(f"test/acc1_video_clips{k}", self.top1[k], sync_dist=True)
+            pl_module.log(f"test/acc5_video_clips{k}", self.top5[k], sync_dist=True)
         if trainer.is_global_zero:
             report = AnalysisReporter(trainer, self.dirpath)
             report.image("test/accuracy_vs_clips", accuracy_vs_clips_figure(
@@ -405,16 +488,19 @@ class ReversedTimeEvaluation(pl.Callback):
         self.metrics = {names[k]: v for k, v in score(rows["video"], rows["label"]).items()}
         self._rows.reset()
         if self.metrics:  # an unlabelled test split has nothing to score
-            pl_module.log_dict(self.metrics, sync_dist=False)
+            pl_module.log_dict(self.metrics, sync_dist=True)
 
 
 __all__ = [
     "AccuracyVsClips",
     "ConfusionAnalysis",
+    "PredictionCSVWriter",
     "ReversedTimeEvaluation",
     "TestPredictionsWriter",
     "VideoPredictionWriter",
     "class_names_of",
+    "prediction_rows",
     "records_of",
     "video_ids_of",
+    "video_root_of",
 ]

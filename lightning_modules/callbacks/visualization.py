@@ -29,6 +29,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torch.nn import functional as F
 
+from datamodules.predict import relative_path
 from lightning_modules.analysis.figures import (
     FramePanel,
     frames_to_uint8,
@@ -36,7 +37,7 @@ from lightning_modules.analysis.figures import (
     similarity_figure,
 )
 from lightning_modules.analysis.report import AnalysisReporter
-from lightning_modules.callbacks.evaluation import class_names_of
+from lightning_modules.callbacks.evaluation import class_names_of, video_root_of
 
 
 def filter_box(location: Sequence[int], grid: Sequence[int], size: Sequence[int],
@@ -105,10 +106,10 @@ class _TestVideoVisualizer(pl.Callback):
     @torch.no_grad()
     def _forward(self, pl_module: pl.LightningModule, clip: Tensor) -> tuple[dict, Any]:
         """``uint8 [C, T, H, W]`` → (backbone stage dict, HeadOutput) for one clip."""
-        # shaped as a test batch [B=1, V=1, C, T, H, W], the form the module's transfer expects
-        views = clip[None, None].to(pl_module.device)
-        batch = pl_module.on_after_batch_transfer({"video": views}, 0)
-        features = pl_module.backbone(batch["video"][:, 0])
+        # shaped as a test batch [B=1, V=1, C, T, H, W]; the device transfer and normalisation
+        # a batch gets (the datamodule's hook when it has one)
+        batch = pl_module._apply_batch_transfer_handler({"video": clip[None, None]})
+        features = pl_module.backbone(pl_module.normalization(batch["video"][:, 0]))
         return features, pl_module.head(features)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -135,12 +136,16 @@ class _TestVideoVisualizer(pl.Callback):
                         self._skipped = True
                     return
                 rows.append(row)
-                row_titles.append(f"{names[label]} #{index}")
+                # the video's file (relative to the data root) and its class
+                path = relative_path(dataset.records[index].path, video_root_of(trainer))
+                row_titles.append(f"{path}\n({names[label]})")
         finally:
             pl_module.train(was_training)
         if rows:
             self.image = panel_grid(rows, row_titles, title=self.title)
-            AnalysisReporter(trainer, self.dirpath).image(self.log_key, self.image)
+            written = AnalysisReporter(trainer, self.dirpath).image(self.log_key, self.image)
+            rank_zero_info(f"{type(self).__name__}: {len(rows)} videos drawn"
+                           + (f", written to {written}" if written else ""))
 
     title = ""
 
@@ -194,8 +199,8 @@ class FilterResponseVisualizer(_TestVideoVisualizer):
         row = []
         for k in range(label * per_class, (label + 1) * per_class):
             frame, box = filter_box(location[k].tolist(), grid, size, self.box_scale)
-            row.append(FramePanel(frames[frame], f"filter {k - label * per_class} t={frame} "
-                                  f"r={float(response[k]):.2f}", box=box))
+            row.append(FramePanel(frames[frame], f"filter {k - label * per_class}: frame "
+                                  f"{frame}, response {float(response[k]):.2f}", box=box))
         return row
 
 
@@ -229,7 +234,7 @@ class U2SMaskVisualizer(_TestVideoVisualizer):
         guide_name = names[int(guide[0])] if guide is not None else "?"
         steps = np.linspace(0, frames.shape[0] - 1, min(self.frames, frames.shape[0]))
         # the selecting class goes once, on the first panel, on its own line (names are long)
-        return [FramePanel(frames[int(t)], f"t={int(t)}" + (f"\nmask of {guide_name}" if i == 0
+        return [FramePanel(frames[int(t)], f"frame {int(t)}" + (f"\nmask of {guide_name}" if i == 0
                                                            else ""),
                            heat=mask[int(t)].numpy()) for i, t in enumerate(np.round(steps))]
 
@@ -260,7 +265,9 @@ class WeightSimilarityVisualizer(pl.Callback):
                 matrices["category similarity matrix"] = head.csm.float().cpu()
         names = class_names_of(trainer, pl_module, matrices["weight similarity S^w"].shape[0])
         self.image = similarity_figure(matrices, names)
-        AnalysisReporter(trainer, self.dirpath).image(self.log_key, self.image)
+        written = AnalysisReporter(trainer, self.dirpath).image(self.log_key, self.image)
+        if written:
+            rank_zero_info(f"WeightSimilarityVisualizer: written to {written}")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.after_fit:

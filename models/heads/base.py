@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from jsonargparse.typing import restricted_number_type
 from torch import Tensor, nn
+
+# a dropout probability, checked when a config is parsed (constructors check it for Python)
+DropoutRate = restricted_number_type("DropoutRate", float, [(">=", 0), ("<", 1)])
 
 
 @dataclass

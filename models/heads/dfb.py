@@ -26,10 +26,11 @@ from typing import Literal
 
 import torch
 from einops import rearrange, reduce, repeat
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.heads.base import Head, HeadOutput, load_backbone_stage_weights
+from models.heads.base import DropoutRate, Head, HeadOutput, load_backbone_stage_weights
 
 
 class DFBHead(Head):
@@ -90,9 +91,9 @@ class DFBHead(Head):
         self,
         backbone: nn.Module,
         num_classes: int,
-        filters_per_class: int = 5,
+        filters_per_class: PositiveInt = 5,
         local_branch: bool = True,
-        dropout: float = 0.5,
+        dropout: DropoutRate = 0.5,
         local_init: Literal["random", "backbone"] = "random",
         global_stage: str = "stage5",
         local_stage: str = "stage4",

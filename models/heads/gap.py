@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.heads.base import Head, HeadOutput
+from models.heads.base import DropoutRate, Head, HeadOutput
 
 
 class GAPHead(Head):
@@ -28,7 +28,7 @@ class GAPHead(Head):
         self,
         backbone: nn.Module,
         num_classes: int,
-        dropout: float = 0.5,
+        dropout: DropoutRate = 0.5,
         in_stage: str = "stage5",
     ) -> None:
         super().__init__(num_classes)

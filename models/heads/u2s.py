@@ -37,10 +37,11 @@ from typing import Literal
 
 import torch
 from einops import rearrange, reduce
+from jsonargparse.typing import NonNegativeFloat
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.heads.base import Head, HeadOutput, load_backbone_stage_weights
+from models.heads.base import DropoutRate, Head, HeadOutput, load_backbone_stage_weights
 
 Distance = Literal["l1", "euclidean", "cosine"]
 RegSimilarity = Literal["cosine", "distance"]
@@ -198,9 +199,9 @@ class U2SHead(Head):
         num_classes: int,
         transition_stage: str = "stage4",
         num_confusing: float = 5,
-        reg_weight: float = 0.5,
+        reg_weight: NonNegativeFloat = 0.5,
         stage: Literal[1, 2, 3] = 3,
-        dropout: float = 0.5,
+        dropout: DropoutRate = 0.5,
         distance: Distance = "l1",
         mask_activation: Literal["sigmoid", "none"] = "sigmoid",
         feature_stage: str = "stage5",
