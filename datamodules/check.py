@@ -44,6 +44,7 @@ from datamodules.decoders import DecodeError
 from datamodules.decoders.index_file import timeline_to_json
 from datamodules.decoders.pyav import PyAVDecoder, sequential_frames
 from datamodules.parallel import map_with_progress
+from datamodules.prepare import find_videos
 from datamodules.records import VideoRecord
 from datamodules.sampling import clip_indices
 
@@ -72,16 +73,6 @@ class VideoReport:
     verified_frames: int = 0
     mismatched_frames: list[int] = field(default_factory=list)
     timeline: dict[str, Any] | None = None  # for --save-index (left out of the JSON report)
-
-
-def find_videos(root: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
-    """``root`` if it is a file, else every video below it, sorted."""
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} does not exist")
-    exts = {e.lower() for e in extensions}
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
 def _packet_problems(path: str, report: VideoReport) -> None:
