@@ -140,8 +140,9 @@ class VideoDataModule(pl.LightningDataModule):
         self.flip_label_map = flip_label_map
         self.train_transform = train_transform
         self.test_views = test_views
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        # plain ints: the loader's state (saved in checkpoints) keeps them
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
         self.video_backend = video_backend
         self.on_error = on_error
         self.decoder_options = dict(decoder_options or {})

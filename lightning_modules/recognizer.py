@@ -16,6 +16,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalization
+from lightning_modules.cli_errors import plain_values
 from lightning_modules.evaluation import (
     Average,
     ResultAccumulator,
@@ -156,6 +157,14 @@ class VideoRecognizer(pl.LightningModule):
         for layer in getattr(self, "_frozen_bn", ()):  # set at the end of __init__
             layer.eval()
         return self
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # jsonargparse's restricted numbers (PositiveInt, …) re-enter at instantiation and reach
+        # the checkpoint through hparams and the stateful loader's snapshot; their classes are
+        # refused by torch.load(weights_only=True), so everything but the weights goes plain
+        for key in list(checkpoint):
+            if key != "state_dict":
+                checkpoint[key] = plain_values(checkpoint[key])
 
     # ---- forward ---------------------------------------------------------------------------
     def forward(self, video: Tensor) -> HeadOutput:

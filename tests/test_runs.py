@@ -219,3 +219,19 @@ def test_resume_at_epoch_boundary_and_after_sigterm_equals_an_uninterrupted_fit(
     assert (tmp_path / "runs" / "finegrain" / f"resumed.{wandb_id}" / "checkpoints"
             / "last.ckpt").is_file()
     assert (folder / "wandb_id").read_text().strip() != wandb_id
+
+
+def test_checkpoint_state_loads_with_weights_only_whatever_jsonargparse_typed(tmp_path) -> None:
+    """The demo's loader state carried ``NonNegativeInt(2)``: ``weights_only`` refused it."""
+    from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+    from lightning_modules import VideoRecognizer
+
+    checkpoint = {"state_dict": {"w": torch.zeros(1)},
+                  "loops": {"fit_loop": {"loader": [{"_num_workers": NonNegativeInt(2)}]}},
+                  "datamodule_hyper_parameters": {"batch_size": PositiveInt(16)}}
+    VideoRecognizer.on_save_checkpoint(None, checkpoint)  # uses no state of the module
+    torch.save(checkpoint, tmp_path / "x.ckpt")
+    loaded = torch.load(tmp_path / "x.ckpt", weights_only=True)
+    assert loaded["loops"]["fit_loop"]["loader"][0]["_num_workers"] == 2
+    assert type(loaded["datamodule_hyper_parameters"]["batch_size"]) is int
