@@ -35,8 +35,7 @@ def datamodule(request, synthetic_root) -> SyntheticFineGrainedDataModule:
 
 
 def epoch_batches(dm, epoch: int, num_workers: int, seed: int = 0) -> list[dict]:
-    # a fresh copy of the datamodule: workers forked from a process whose decoder has already
-    # decoded can hang in FFmpeg's state (noted for the decoders' owner)
+    # a fresh copy of the datamodule, with the given number of workers
     dm = SyntheticFineGrainedDataModule(data_dir=dm.data_dir, train_transform=dm.train_transform,
                                         **{**TINY_SYNTHETIC, "num_workers": num_workers})
     dm.setup("fit")

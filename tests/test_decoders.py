@@ -313,3 +313,26 @@ def test_decoder_in_forked_workers(format_files):
     decoder.read(_rec(path), [0])  # now it also holds a (C) swscale context
     clone = pickle.loads(pickle.dumps(decoder))  # spawn-style workers pickle the decoder
     _assert_matches(clone, path, [5], ref)
+
+
+def test_loader_workers_forked_after_decoding_in_the_parent_read(synthetic_root) -> None:
+    """Workers forked from a process that had decoded hung on their first clip: each freed
+    the inherited swscale context, whose slice threads exist only in the parent."""
+    from torch.utils.data import DataLoader
+
+    from datamodules import SyntheticFineGrainedDataModule
+    from datamodules.dataset import collate_samples
+    from tests.conftest import TINY_SYNTHETIC
+
+    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+    dm.prepare_data()
+    dm.setup("fit")
+    dataset = dm.datasets["val"]  # deterministic clips: the parent's equals the worker's
+    in_parent = dataset[0]["video"]  # the parent decodes first
+    # a generous timeout turns a hang into a failure (the bug waited forever)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_samples,
+                        timeout=300, multiprocessing_context="fork")
+    batches = list(loader)
+    assert sum(len(b["index"]) for b in batches) == len(dataset)
+    first = batches[0]
+    assert torch.equal(first["video"][first["index"].tolist().index(0)], in_parent)

@@ -151,3 +151,33 @@ def test_test_and_predict_batches_always_have_a_view_axis() -> None:
         setattr(model.trainer, stage, True)  # the trainer's stage flags
         out = model.on_after_batch_transfer({"video": clips.clone()}, 0)["video"]
         assert tuple(out.shape) == expected, stage
+
+
+class StepValues(pl.Callback):
+    """Keeps every step's ``train/loss`` as the module logged it."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self.losses.append(float(trainer.callback_metrics["train/loss"]))
+
+
+def test_training_logs_per_step_values_every_step_and_branch_losses_at_log_steps(
+        synthetic_root, tmp_path) -> None:
+    from lightning_modules import EpochSummary
+
+    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+    summary, steps = EpochSummary(when="always"), StepValues()
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        log_every_n_steps=3, num_sanity_val_steps=0, callbacks=[summary, steps])
+    trainer.fit(tiny_model(dm.num_classes), dm)
+    assert len(steps.losses) == 4  # 16 videos, batches of 4
+    logged = trainer.logged_metrics
+    # the branch losses are written on the log step (step 3 of 4), the replaced videos once
+    assert "train/loss_avg" in logged and logged["train/skipped_videos"] == 0
+    # EpochSummary: the mean of every step's loss, not of the logged steps only
+    (line,) = summary.lines
+    assert f"train/loss {sum(steps.losses) / 4:.4g}" in line and "train/skipped_videos 0" in line

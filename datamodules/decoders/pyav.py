@@ -37,7 +37,8 @@ Frame ``i`` therefore is the ``i``-th frame of a plain sequential
 
 Worker safety: a container is opened and closed inside every call; the state kept between
 calls is the timeline cache (plain numpy data, which forks and pickles cleanly) and a swscale
-context that is rebuilt in each process (dropped when pickled, replaced after a fork).
+context that is rebuilt in each process (dropped when pickled, replaced after a fork; the
+inherited one is kept, never freed, because freeing it in the child hangs).
 """
 
 from __future__ import annotations
@@ -218,6 +219,10 @@ def sequential_frames(path: str, damage: list[str] | None = None) -> Iterator[av
         yield from _safe_frames(container, stream, damage=damage)
 
 
+#: swscale contexts a forked process inherited; kept alive, see ``PyAVDecoder._to_rgb``
+_FORKED_REFORMATTERS: list[VideoReformatter] = []
+
+
 class PyAVDecoder:
     """Seek-and-decode reader over PyAV (see module docstring).
 
@@ -282,6 +287,12 @@ class PyAVDecoder:
         the child makes its own).
         """
         if self._rgb is None or self._rgb[0] != os.getpid():
+            if self._rgb is not None:
+                # inherited through a fork (DataLoader workers): never freed here. Its
+                # swscale context owns slice threads that stayed in the parent, and freeing it
+                # (sws_freeContext → avpriv_slicethread_free) waits forever on their condition
+                # variable: the workers of a process that had decoded hung on their first clip
+                _FORKED_REFORMATTERS.append(self._rgb[1])
             self._rgb = (os.getpid(), VideoReformatter())
         return self._rgb[1].reformat(frame, format="rgb24").to_ndarray()
 

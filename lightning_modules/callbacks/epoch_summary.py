@@ -34,7 +34,7 @@ class EpochSummary(pl.Callback):
     def __init__(self, when: Literal["auto", "always", "never"] = "auto") -> None:
         super().__init__()
         self.when = when
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self._start = 0.0
         self._lr: float | None = None
@@ -55,11 +55,15 @@ class EpochSummary(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        # the step values the module logged (train/loss, train/acc1), averaged over the epoch
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        # the step values the module logged (train/loss, train/acc1), averaged over the epoch;
+        # summed as tensors on their device, read once at the epoch's end: a float() per step
+        # would wait for the accelerator at every step
         for key in ("train/loss", "train/acc1"):
             value = trainer.callback_metrics.get(key)
             if isinstance(value, torch.Tensor) and value.numel() == 1:
-                self._sums[key] = self._sums.get(key, 0.0) + float(value)
+                self._sums[key] = self._sums.get(key, 0.0) + value.detach()
         self._count += 1
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -68,7 +72,7 @@ class EpochSummary(pl.Callback):
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         parts = [f"epoch {trainer.current_epoch + 1}/{epochs}",
                  f"{time.perf_counter() - self._start:.1f} s"]
-        parts += [f"{k} {v / max(self._count, 1):.4g}" for k, v in self._sums.items()]
+        parts += [f"{k} {float(v) / max(self._count, 1):.4g}" for k, v in self._sums.items()]
         metrics = trainer.callback_metrics
         parts += [f"{k} {float(metrics[k]):.4g}" for k in _SHOWN if k in metrics]
         if self._lr is not None:
