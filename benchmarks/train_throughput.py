@@ -7,9 +7,10 @@ cosine), on the same loader: each side has its own datamodule with the same sett
 in persistent workers, the same (seed, epoch, index) keys), and with the same device-side
 normalisation (the datamodule's ``on_after_batch_transfer``).
 
-The plain loop is: ``next(loader)``, normalise, forward, the head's loss, ``zero_grad``,
-``backward``, ``step``; the scheduler steps per epoch. The fit side is ``Trainer.fit`` of the
-project's ``VideoRecognizer``, its ``training_step`` with its ``self.log`` calls included, and:
+The plain loop is: normalise, forward, the head's loss, ``zero_grad``, ``backward``, ``step``,
+``next(loader)`` (one batch ahead, as Lightning's fetcher is); the scheduler steps per epoch.
+The fit side is ``Trainer.fit`` of the project's ``VideoRecognizer``, its ``training_step``
+with its ``self.log`` calls included, and:
 
 * ``--fit demo`` (default): what the demo config runs, the W&B logger (offline) with
   ``log_every_n_steps=4``, the progress bar, ``EpochSummary``, ``LastCheckpoint`` and
@@ -24,11 +25,12 @@ plain epoch (``--interleave epoch``), or its ``on_train_batch_start`` runs one p
 (``--interleave step``). Either way the load of the shared machine is about the same for the two
 sides of a pair. With ``epoch``, while one side runs the other's workers are idle: Lightning
 opens its epoch's iterator after ``on_train_epoch_start``. With ``step``, both loaders' workers
-run all the time, which costs each side CPU. Epoch 0 of both sides is a warm-up and is not
-counted: workers start, allocator and caches warm up, and Lightning opens its first iterator
-before the epoch-start hook. A fit epoch is timed from one epoch start to the next (or to the end
-of training), less the plain loop's time inside it. That is everything Lightning does per
-epoch, checkpoint writing included.
+run all the time, and their refills overlap the two sides unevenly: the plain steps' wall time
+came out about 30 % longer than the fit's at equal CPU time, so only its CPU ratio is a figure.
+Epoch 0 of both sides is a warm-up and is not counted: workers start, allocator and caches warm
+up, and Lightning opens its first iterator before the epoch-start hook. A fit epoch is timed
+from one epoch start to the next (or to the end of training), less the plain loop's time inside
+it: everything Lightning does per epoch, checkpoint writing included.
 
 Printed for each ``--workers`` count:
 
@@ -39,8 +41,11 @@ Printed for each ``--workers`` count:
   the wall time is what a user waits, and on a loaded machine it is noisy;
 * the plain loop's share of the epoch spent in ``next(loader)``, waiting for workers.
 
+``--log-cost`` measures instead what one ``self.log`` call costs per step, with a model too
+small to cost anything (CPU milliseconds per step with 0, 1 and 4 calls).
+
 Usage (repo root): ``python -m benchmarks.train_throughput [--workers 1 2] [--rounds 5]
-[--fit demo|bare] [--interleave epoch|step]``.
+[--fit demo|bare] [--interleave epoch|step] | --log-cost``.
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ class PlainLoop:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=1e-4)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=10)
         model.train()
-        self.iterator = None
+        self.iterator: Any = None
+        self.batch: dict[str, Any] | None = None
         self.clips = 0
         #: per epoch: wall seconds, seconds in ``next(loader)``, this process's CPU seconds
         self.times: list[float] = []
@@ -95,32 +101,39 @@ class PlainLoop:
         start, cpu = time.perf_counter(), time.process_time()
         self.loader.sampler.set_epoch(epoch)
         self.iterator = iter(self.loader)
-        self.times.append(time.perf_counter() - start)
-        self.cpu.append(time.process_time() - cpu)
+        self.times.append(0.0)
         self.waits.append(0.0)
         self.clips = 0
+        self._fetch()
+        self.times[-1] += time.perf_counter() - start
+        self.cpu.append(time.process_time() - cpu)
+
+    def _fetch(self) -> None:
+        """The next batch, one step ahead (as Lightning's fetcher does; ``None`` at the end)."""
+        before = time.perf_counter()
+        try:
+            self.batch = next(self.iterator)
+        except StopIteration:
+            self.batch = None
+        self.waits[-1] += time.perf_counter() - before
 
     def step(self) -> bool:
         """One training step; ``False`` (after ending the epoch) when the loader is exhausted."""
         start, cpu = time.perf_counter(), time.process_time()
-        try:
-            batch = next(self.iterator)
-        except StopIteration:
+        if self.batch is None:
             self._end_epoch()
-            self.times[-1] += time.perf_counter() - start
-            self.cpu[-1] += time.process_time() - cpu
-            return False
-        self.waits[-1] += time.perf_counter() - start
-        model, optimizer = self.model, self.optimizer
-        batch = self.datamodule.on_after_batch_transfer(batch, 0)  # [B, C, T, H, W] float
-        loss = model.head.loss(model(batch["video"]), batch["label"])["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        self.clips += batch["label"].shape[0]
+        else:
+            model, optimizer = self.model, self.optimizer
+            batch = self.datamodule.on_after_batch_transfer(self.batch, 0)  # [B, C, T, H, W]
+            loss = model.head.loss(model(batch["video"]), batch["label"])["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self.clips += batch["label"].shape[0]
+            self._fetch()
         self.times[-1] += time.perf_counter() - start
         self.cpu[-1] += time.process_time() - cpu
-        return True
+        return self.iterator is not None
 
     def _end_epoch(self) -> None:
         self.iterator = None
@@ -195,6 +208,48 @@ def fit_trainer(kind: str, epochs: int, folder: Path, interleave: Interleave) ->
                    pl.callbacks.LearningRateMonitor(logging_interval="epoch")])
 
 
+class _Logging(pl.LightningModule):
+    """A model too small to cost anything, whose step calls ``self.log`` ``calls`` times."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.layer, self.calls = torch.nn.Linear(4, 1), calls
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.layer(batch[0]).pow(2).mean()
+        for k in range(self.calls):
+            self.log(f"train/x{k}", loss, prog_bar=k == 0, batch_size=4)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def log_cost(steps: int = 500, repeats: int = 3) -> None:
+    """CPU milliseconds per step of Lightning's loop with 0, 1 and 4 ``self.log`` calls."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Timer(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.start = time.process_time()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self.seconds = time.process_time() - self.start
+
+    loader = DataLoader(TensorDataset(torch.randn(4 * steps, 4)), batch_size=4)
+    costs: dict[int, list[float]] = {0: [], 1: [], 4: []}
+    for _ in range(repeats):
+        for calls in costs:
+            timer = Timer()
+            pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                       enable_progress_bar=False, enable_model_summary=False,
+                       callbacks=[timer]).fit(_Logging(calls), loader)
+            costs[calls].append(timer.seconds / steps * 1e3)
+    for calls, values in costs.items():
+        print(f"{calls} self.log per step: {statistics.median(values):.2f} ms CPU per step "
+              f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -207,9 +262,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="the fit's logger, progress bar and callbacks (see above)")
     parser.add_argument("--interleave", choices=["epoch", "step"], default="epoch",
                         help="alternate the sides every epoch or every step (see above)")
+    parser.add_argument("--log-cost", action="store_true",
+                        help="only measure what self.log costs per step (a trivial model)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    if args.log_cost:
+        log_cost()
+        return
     root = Path(tempfile.mkdtemp(prefix="train_throughput_"))
     common = dict(num_contexts=2, train_per_class=args.train_per_class, val_per_class=1,
                   test_per_class=1, size=64, frames_per_video=16, num_frames=8,

@@ -71,7 +71,9 @@ class VideoRecognizer(pl.LightningModule):
             of the backbone but the first); ``"frozen"`` (all of them).
         frozen_stages: backbone stages trained not at all (no gradient, BN statistics fixed).
 
-    Logged: ``train/loss``, ``train/loss_<branch>``, ``train/acc1``, ``train/skipped_videos``;
+    Logged: ``train/loss`` and ``train/acc1`` (every step, in the progress bar),
+    ``train/loss_<branch>`` (on the steps Lightning writes to the loggers, every
+    ``log_every_n_steps``), ``train/skipped_videos`` (per epoch);
     ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
     ``head.final_branch``), ``val/acc1_<branch>``, ``val/acc5_<branch>``,
     ``val/mean_class_acc_<branch>`` (:func:`~lightning_modules.metrics.classification_metrics`);
