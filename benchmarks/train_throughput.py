@@ -25,8 +25,9 @@ plain epoch (``--interleave epoch``), or its ``on_train_batch_start`` runs one p
 (``--interleave step``). Either way the load of the shared machine is about the same for the two
 sides of a pair. With ``epoch``, while one side runs the other's workers are idle: Lightning
 opens its epoch's iterator after ``on_train_epoch_start``. With ``step``, both loaders' workers
-run all the time, and their refills overlap the two sides unevenly: the plain steps' wall time
-came out about 30 % longer than the fit's at equal CPU time, so only its CPU ratio is a figure.
+run all the time (each side's refill overlaps the other's step, as the loop fetches one
+batch ahead like Lightning; fetching at the start of its own step instead made the loop's wall
+time about 30 % longer at equal CPU time).
 Epoch 0 of both sides is a warm-up and is not counted: workers start, allocator and caches warm
 up, and Lightning opens its first iterator before the epoch-start hook. A fit epoch is timed
 from one epoch start to the next (or to the end of training), less the plain loop's time inside

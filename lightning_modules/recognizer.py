@@ -197,7 +197,7 @@ class VideoRecognizer(pl.LightningModule):
         losses = self.head.loss(output, batch["label"])
         batch_size = batch["label"].shape[0]
         acc = (output.logits[self.final_branch].argmax(-1) == batch["label"]).float().mean()
-        # Each self.log costs Lightning's bookkeeping (about 0.4 ms of CPU, benchmarks/
+        # Each self.log costs Lightning's bookkeeping (about 0.3 ms of CPU, benchmarks/
         # train_throughput.py): every step logs only what the progress bar shows; the
         # per-branch losses, which only loggers read, go on the steps Lightning writes to
         # them (every log_every_n_steps), and the replaced videos once per epoch.
