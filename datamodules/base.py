@@ -5,7 +5,6 @@ Sources that read published annotation files build on ``datamodules.annotated``.
 
 from __future__ import annotations
 
-import copy
 import os
 import warnings
 from abc import abstractmethod
@@ -62,9 +61,10 @@ class VideoDataModule(pl.LightningDataModule):
             shortcut arguments. An injected transform without a ``crop_size`` gets
             ``train_crop_size``, and ``flip_label_map`` when it has none.
         test_views: the test views (a ``datamodules.transforms.ClipViews``); ``None`` builds
-            ``TestViews(test_crop_size, short_side, test_crops)``. Validation always takes the
-            centre ``test_crop_size`` crop of the centre clip. Views whose shape depends on the
-            video (``FullFrameViews``) are tested one video per batch.
+            ``TestViews(test_crop_size, short_side, test_crops)``; views without a crop side
+            get ``test_crop_size``. Validation always takes one centre crop of the centre clip
+            (``make_val_views``). Views whose shape depends on the video (``FullFrameViews``)
+            are tested one video per batch.
         batch_size / num_workers: loader settings (test batches hold ``V`` views per video).
         video_backend: ``"pyav"`` (default), ``"torchcodec"``, ``"frames"``, or ``"flow"`` for
             the optical-flow stream: folders of ``flow_x_00001.jpg`` / ``flow_y_00001.jpg``
@@ -194,16 +194,23 @@ class VideoDataModule(pl.LightningDataModule):
                                flow=self.flow)
 
     def make_test_views(self) -> ClipViews:
-        """``test_views``, or the ``test_crops`` square crops of ``test_crop_size``."""
-        if self.test_views is None:
-            return self._for_stream(TestViews(self.test_crop_size, self.short_side,
-                                              self.test_crops))
-        return self._for_stream(copy.copy(self.test_views))
+        """``test_views``, or the ``test_crops`` square crops of ``test_crop_size``; told
+        whether they cut RGB frames or flow stacks (flow mirrors negate x), and given
+        ``test_crop_size`` where they have no crop side."""
+        views = self.test_views or TestViews(self.test_crop_size, self.short_side,
+                                             self.test_crops)
+        return views.bound(self.test_crop_size, self.flow)
 
-    def _for_stream(self, views: ClipViews) -> ClipViews:
-        """``views`` told whether they cut RGB frames or flow stacks (flow mirrors negate x)."""
-        views.flow = self.flow
-        return views
+    def make_val_views(self) -> ClipViews:
+        """Validation's one view: the centre crop, of the injected ``test_views``' geometry
+        when they are ``TestViews`` (s3d's 256 × 256 resize), else of ``test_crop_size`` at
+        ``short_side``."""
+        views = self.test_views
+        if isinstance(views, TestViews):
+            views = TestViews(views.crop_size, views.short_side, 1, views.size)
+        else:
+            views = TestViews(self.test_crop_size, self.short_side, 1)
+        return views.bound(self.test_crop_size, self.flow)
 
     @property
     def flow(self) -> bool:
@@ -269,9 +276,8 @@ class VideoDataModule(pl.LightningDataModule):
             frame_interval=self.frame_interval,
             test_clips=self.test_clips,
             train_transform=self.make_train_transform() if split == "train" else None,
-            # validation: the training-time test setting (one centre crop), whatever the test
-            test_views=(self.make_test_views() if split == "test"
-                        else self._for_stream(TestViews(self.test_crop_size, self.short_side, 1))),
+            # validation: one centre crop, however many views the test takes
+            test_views=self.make_test_views() if split == "test" else self.make_val_views(),
             on_error=self.on_error,
             unreadable_log=self.unreadable_log,
         )

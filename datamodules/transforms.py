@@ -5,8 +5,9 @@ spatial decision is made once per clip, so all frames of a clip share one crop a
 Normalisation (and any batched augmentation) runs on the device: ``datamodules.normalize``.
 
 Train transforms (``ClipTransform`` subclasses: ``TrainTransform``, ``ResizeRandomCrop``,
-``MultiScaleCrop``) and test views (``ClipViews`` subclasses: ``TestViews``, ``FullFrameViews``)
-are chosen in a datamodule's config by ``class_path`` (``train_transform`` / ``test_views``).
+``MultiScaleCrop``, and ``V2Transform`` for any torchvision.transforms.v2 transform) and test
+views (``ClipViews`` subclasses: ``TestViews``, ``FullFrameViews``) are chosen in a datamodule's
+config by ``class_path`` (``train_transform`` / ``test_views``).
 
 Shapes: decoders give ``[T, H, W, 3]``; a train clip is ``[3, T, crop, crop]``; test views are
 ``[V, 3, T, h, w]``. For the optical-flow stream (``flow = True``, which a datamodule with
@@ -20,11 +21,14 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from datamodules.flow import mirror_flow
 
@@ -34,6 +38,7 @@ from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, normalize
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BoxCrop",
     "ClipTransform",
     "ClipViews",
     "FullFrameViews",
@@ -42,6 +47,7 @@ __all__ = [
     "ShortSideCrop",
     "TestViews",
     "TrainTransform",
+    "V2Transform",
     "normalize",
     "resize_short_side",
     "short_side_size",
@@ -85,6 +91,16 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
+def _fixed_size(size: Sequence[int] | None) -> tuple[int, int] | None:
+    """A fixed ``[h, w]`` resize, checked (``None``: no fixed resize)."""
+    if size is None:
+        return None
+    height, width = (int(v) for v in size)
+    if min(height, width) <= 0:
+        raise ValueError(f"size must be positive, got {list(size)}")
+    return height, width
+
+
 def _to_source(
     box: tuple[int, int, int, int], nominal: tuple[int, int], source: tuple[int, int]
 ) -> tuple[int, int, int, int]:
@@ -106,11 +122,11 @@ class ClipTransform(ABC):
     The contract every train transform keeps (the dataset calls it so):
     ``transform(frames uint8 [T, H, W, 3], label, generator=g) -> (uint8 [3, T, crop, crop],
     label)``. Every random draw comes from ``g`` (a ``torch.Generator``; ``None``: torch's
-    global RNG), so a sample is a function of the generator's seed. A subclass says which box
-    of the decoded frame becomes the crop (``source_box``); this class cuts it from every frame,
-    resizes it to ``crop_size`` (torchvision.transforms.v2's ``resized_crop``, antialiased), and
-    mirrors the clip with probability 0.5 when ``flip`` is on, swapping the labels of
-    ``flip_label_map``. Normalisation is not done here: it runs on the device, batched.
+    global RNG), so a sample is a function of the generator's seed. A subclass makes the crop
+    (``transform_clip``: a box cut from the decoded frame, ``BoxCrop``, or torchvision v2
+    transforms, ``V2Transform``); this class then mirrors the clip with probability 0.5 when
+    ``flip`` is on, swapping the labels of ``flip_label_map``. Normalisation is not done here:
+    it runs on the device, batched.
 
     Args:
         crop_size: output side; ``None`` takes the datamodule's ``train_crop_size``.
@@ -137,12 +153,6 @@ class ClipTransform(ABC):
         self.flip = flip
         self.flip_label_map = {int(k): int(v) for k, v in (flip_label_map or {}).items()}
 
-    @abstractmethod
-    def source_box(
-        self, height: int, width: int, generator: torch.Generator | None = None
-    ) -> tuple[int, int, int, int]:
-        """``(top, left, h, w)`` of the crop in a decoded ``height × width`` frame."""
-
     def bound(
         self, crop_size: int, flip: bool, flip_label_map: Mapping[int, int], flow: bool = False
     ) -> ClipTransform:
@@ -158,6 +168,11 @@ class ClipTransform(ABC):
             bound.flip_label_map = {int(k): int(v) for k, v in flip_label_map.items()}
         return bound
 
+    @abstractmethod
+    def transform_clip(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``clip`` ``uint8 [T, C, H, W]`` → ``uint8 [T, C, crop_size, crop_size]``: the crop
+        (and any other change but the flip), one random draw for the whole clip."""
+
     def __call__(
         self, frames: Tensor, label: int, generator: torch.Generator | None = None
     ) -> tuple[Tensor, int]:
@@ -165,10 +180,7 @@ class ClipTransform(ABC):
         if self.crop_size is None:
             raise ValueError(f"{type(self).__name__}: crop_size is not set (a datamodule "
                              "sets it from train_crop_size)")
-        _, height, width, _ = frames.shape
-        top, left, h, w = self.source_box(height, width, generator)
-        x = TF.resized_crop(frames.permute(0, 3, 1, 2), top, left, h, w,
-                            [self.crop_size, self.crop_size], antialias=True)  # [T, C, c, c]
+        x = self.transform_clip(frames.permute(0, 3, 1, 2), generator)  # [T, C, c, c]
         if self.flip and bool(torch.rand(1, generator=generator) < 0.5):
             x = _mirror(x, self.flow)
             label = self.flip_label_map.get(int(label), label)
@@ -182,7 +194,24 @@ class ClipTransform(ABC):
                 f"flip={self.flip}, flip_label_map={self.flip_label_map or None})")
 
 
-class ShortSideCrop(ClipTransform):
+class BoxCrop(ClipTransform):
+    """A train transform that cuts one box of the decoded frame (``source_box``) from every
+    frame and resizes it to ``crop_size`` (torchvision.transforms.v2's ``resized_crop``,
+    antialiased): the geometry of "resize, then crop" with a single resampling."""
+
+    @abstractmethod
+    def source_box(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[int, int, int, int]:
+        """``(top, left, h, w)`` of the crop in a decoded ``height × width`` frame."""
+
+    def transform_clip(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        top, left, h, w = self.source_box(*clip.shape[-2:], generator)
+        return TF.resized_crop(clip, top, left, h, w, [self.crop_size, self.crop_size],
+                               antialias=True)
+
+
+class ShortSideCrop(BoxCrop):
     """A crop drawn by ``crop_box`` in the frame resized to short side ``short_side``
     (``None``: the decoded frame), then mapped back to the decoded frame."""
 
@@ -276,7 +305,7 @@ class TrainTransform(ShortSideCrop):
         return f", short_side={self.short_side}, scale={self.scale}, ratio={self.ratio}"
 
 
-class ResizeRandomCrop(ClipTransform):
+class ResizeRandomCrop(BoxCrop):
     """Resize every frame, then one ``crop_size`` square at a uniformly random place.
 
     The resize is one of:
@@ -318,12 +347,8 @@ class ResizeRandomCrop(ClipTransform):
             short_side = (low, high)
         elif short_side is not None and short_side <= 0:
             raise ValueError(f"short_side must be positive, got {short_side}")
-        if size is not None:
-            size = (int(size[0]), int(size[1]))
-            if min(size) <= 0:
-                raise ValueError(f"size must be positive, got {size}")
         self.short_side = short_side
-        self.size = size
+        self.size = _fixed_size(size)
 
     def resized_size(
         self, height: int, width: int, generator: torch.Generator | None = None
@@ -438,6 +463,88 @@ class MultiScaleCrop(ShortSideCrop):
                 f"more_fix_crop={self.more_fix_crop}")
 
 
+class V2Transform(ClipTransform):
+    """Any torchvision.transforms.v2 transform as a train transform: one draw for the clip.
+
+    ``transforms`` (one v2 transform, or a list run in order as by ``v2.Compose``; by
+    ``class_path`` in YAML) gets the whole clip at once, as a ``tv_tensors.Video``
+    ``uint8 [T, C, H, W]``: a v2 transform draws its parameters once per call and applies them
+    to every frame of a video, so the crop's place, the jitter's factors or RandAugment's ops
+    are the clip's, not each frame's. The transforms must end at ``crop_size × crop_size``
+    (e.g. a ``RandomResizedCrop`` of the datamodule's ``train_crop_size``) and keep ``uint8``
+    (normalisation runs on the device). Example: ``experiments/transforms/v2_example.yaml``.
+
+    Randomness: v2 transforms take no generator; they draw from torch's global RNG. In a
+    DataLoader worker that RNG is seeded per worker and advanced by every sample the worker
+    loaded before, so a clip would depend on ``num_workers``, on the DDP rank and on a resume,
+    breaking the contract that a sample is a function of ``(seed, epoch, index)``
+    (``datamodules.randomness``). The call therefore draws one seed from the sample's
+    ``generator`` and runs the transforms inside ``torch.random.fork_rng``, with the CPU RNG
+    seeded from it: their draws become a function of the generator, and the global RNG is
+    restored afterwards, so code that shares the process (dropout with ``num_workers=0``)
+    draws what it would have drawn without them. ``generator=None`` leaves the global RNG be.
+
+    Mirroring is this class's own ``flip`` (after the transforms): it swaps the labels of
+    ``flip_label_map``, obeys a datamodule's ``flip: false`` and negates flow's x components.
+    ``v2.RandomHorizontalFlip`` is refused among ``transforms``, since it can do none of this.
+    On the flow stream (``flow``) the stack's ``2L`` channels are the video's channels: use
+    geometric transforms only.
+
+    Args:
+        transforms: the v2 transform(s).
+        crop_size: the side the transforms end at (``None``: the datamodule's
+            ``train_crop_size``); checked on every clip.
+        flip, flip_label_map: as ``ClipTransform``.
+    """
+
+    def __init__(
+        self,
+        transforms: v2.Transform | Sequence[v2.Transform],
+        crop_size: int | None = None,
+        flip: bool = True,
+        flip_label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        super().__init__(crop_size, flip, flip_label_map)
+        steps = list(transforms) if isinstance(transforms, Sequence) else [transforms]
+        if not steps:
+            raise ValueError("V2Transform needs at least one transform")
+        for step in _nested(steps):
+            if isinstance(step, v2.RandomHorizontalFlip):
+                raise ValueError("V2Transform: use its flip option, not RandomHorizontalFlip "
+                                 "(which cannot swap flip_label_map's labels, obey the "
+                                 "datamodule's flip: false or mirror optical flow)")
+        self.transforms = steps[0] if len(steps) == 1 else v2.Compose(steps)
+
+    def transform_clip(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        video = tv_tensors.Video(clip)
+        if generator is None:
+            out = self.transforms(video)
+        else:
+            seed = int(torch.randint(2**63 - 1, (1,), generator=generator))
+            with torch.random.fork_rng(devices=[]):  # the CPU RNG only; restored on exit
+                torch.default_generator.manual_seed(seed)
+                out = self.transforms(video)
+        out = out.as_subclass(Tensor)
+        expected = (clip.shape[0], clip.shape[1], self.crop_size, self.crop_size)
+        if tuple(out.shape) != expected or out.dtype != torch.uint8:
+            raise ValueError(
+                f"V2Transform: the transforms gave {out.dtype} {list(out.shape)}, expected "
+                f"uint8 {list(expected)} [T, C, crop, crop]: end them at crop_size "
+                f"{self.crop_size} (the datamodule's train_crop_size) and keep uint8")
+        return out
+
+    def _repr_args(self) -> str:
+        return f", transforms={self.transforms!r}"
+
+
+def _nested(transforms: Iterable[Any]) -> Iterator[Any]:
+    """Every transform in ``transforms`` and inside their containers (``Compose``,
+    ``RandomApply``, ``RandomChoice``, ``RandomOrder``: a ``transforms`` attribute)."""
+    for transform in transforms:
+        yield transform
+        yield from _nested(getattr(transform, "transforms", None) or [])
+
+
 class ClipViews(ABC):
     """Deterministic test views: every clip of a video → its views, clip-major.
 
@@ -445,8 +552,8 @@ class ClipViews(ABC):
     ``uint8 [K * views_per_clip, 3, T, h, w]``; view ``k * views_per_clip`` is clip ``k``'s
     first (centre) view. ``fixed_size`` says whether every video's views have the same shape
     (so test batches of several videos stack); a datamodule tests one video per batch
-    otherwise. With ``flow`` (set by the datamodule for the flow stream) the clips are flow
-    stacks ``[K, T, H, W, 2L]`` and mirrored views negate their x components.
+    otherwise. With ``flow`` (set by the datamodule, through ``bound``, for the flow stream)
+    the clips are flow stacks ``[K, T, H, W, 2L]`` and mirrored views negate their x components.
     """
 
     __test__ = False  # not a pytest class
@@ -454,6 +561,13 @@ class ClipViews(ABC):
     views_per_clip: int = 1
     fixed_size: bool = True
     flow: bool = False
+
+    def bound(self, crop_size: int, flow: bool = False) -> ClipViews:
+        """A copy with the datamodule's settings filled in: ``flow``, and the crop side where
+        the views have one and it is unset (``TestViews``)."""
+        bound = copy.copy(self)
+        bound.flow = flow
+        return bound
 
     @abstractmethod
     def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
@@ -472,28 +586,53 @@ class ClipViews(ABC):
 class TestViews(ClipViews):
     """Square crops of each clip (the default test views).
 
-    The clip is resized so that its short side is ``short_side`` (or left as decoded when
-    ``None``; never below ``crop_size``), then cut into ``num_crops`` squares of ``crop_size``:
+    The clip is resized — so that its short side is ``short_side`` (``None``: left as
+    decoded), or with ``size=[h, w]`` to ``h × w`` whatever its aspect ratio; never below
+    ``crop_size`` — then cut into ``num_crops`` squares of ``crop_size``:
 
     * 1: the centre;
     * 3: centre, then the start and the end of the long side (centred on the short side);
     * 5: centre, top-left, top-right, bottom-left, bottom-right;
     * 10: the 5 crops, then the same 5 mirrored.
 
-    View 0 is always the centre crop (what validation uses).
+    View 0 is always the centre crop (what validation uses). ``size=[256, 256]`` with one
+    224 crop is s3d's test view (§3.2: "During evaluation, we use all frames and take
+    224 × 224 center crops from the resized frames", frames resized to 256 × 256 as in
+    training: ``ResizeRandomCrop(size=[256, 256])``).
+
+    Args:
+        crop_size: side of the crops (``None``: the datamodule's ``test_crop_size``).
+        short_side: the short-side resize; excludes ``size``.
+        num_crops: 1, 3, 5 or 10.
+        size: ``[h, w]`` of a fixed resize (aspect ratio not kept).
     """
 
-    def __init__(self, crop_size: int, short_side: int | None = None, num_crops: int = 1) -> None:
+    def __init__(
+        self,
+        crop_size: int | None = None,
+        short_side: int | None = None,
+        num_crops: int = 1,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         if num_crops not in (1, 3, 5, 10):
             raise ValueError(f"num_crops must be 1, 3, 5 or 10, got {num_crops}")
-        if crop_size <= 0:
+        if crop_size is not None and crop_size <= 0:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         if short_side is not None and short_side <= 0:
             raise ValueError(f"short_side must be positive, got {short_side}")
+        if size is not None and short_side is not None:
+            raise ValueError("give short_side or size, not both")
         self.crop_size = crop_size
         self.short_side = short_side
+        self.size = _fixed_size(size)
         self.num_crops = num_crops
         self.views_per_clip = num_crops
+
+    def bound(self, crop_size: int, flow: bool = False) -> TestViews:
+        bound = super().bound(crop_size, flow)
+        if bound.crop_size is None:
+            bound.crop_size = crop_size
+        return bound
 
     def boxes(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of each unmirrored crop in a ``height × width`` frame."""
@@ -508,10 +647,16 @@ class TestViews(ClipViews):
         return [(cy, cx), (0, 0), (0, width - c), (height - c, 0), (height - c, width - c)]
 
     def clip_views(self, clip: Tensor, clip_index: int) -> Tensor:
-        short = max(self.short_side or min(clip.shape[-2:]), self.crop_size)
-        x = resize_short_side(clip, short)
-        height, width = x.shape[-2:]
         c = self.crop_size
+        if c is None:
+            raise ValueError("TestViews: crop_size is not set (a datamodule sets it from "
+                             "test_crop_size)")
+        if self.size is not None:
+            size = [max(self.size[0], c), max(self.size[1], c)]
+            x = clip if size == list(clip.shape[-2:]) else TF.resize(clip, size, antialias=True)
+        else:
+            x = resize_short_side(clip, max(self.short_side or min(clip.shape[-2:]), c))
+        height, width = x.shape[-2:]
         views = [x[:, :, t : t + c, l : l + c] for t, l in self.boxes(height, width)]
         if self.num_crops == 10:
             views += [_mirror(v, self.flow) for v in views]
@@ -519,7 +664,7 @@ class TestViews(ClipViews):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(crop_size={self.crop_size}, "
-                f"short_side={self.short_side}, num_crops={self.num_crops})")
+                f"short_side={self.short_side}, num_crops={self.num_crops}, size={self.size})")
 
 
 class FullFrameViews(ClipViews):

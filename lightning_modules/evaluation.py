@@ -67,6 +67,31 @@ def gather_variable(module: Any, tensor: Tensor) -> Tensor:
     return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
 
 
+def share_row_layout(module: Any, rows: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``rows`` (``{key: [N, ...]}``), or, on a rank that has none, empty ``[0, ...]`` tensors
+    laid out like the first rank's that has some (same keys, trailing shapes and dtypes).
+
+    Under DDP a rank whose evaluation batches were all unreadable appended nothing, yet must
+    take part in :func:`gather_variable` with the others' layout. A collective call (every rank
+    makes it); ``{}`` on every rank when no rank has rows; single-process runs get ``rows``
+    back unchanged.
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None or trainer.world_size == 1:
+        return rows
+    device = module.device
+    has_rows = module.all_gather(torch.tensor(int(bool(rows)), device=device))  # [world]
+    if not has_rows.any():
+        return {}
+    source = int(has_rows.nonzero()[0, 0])
+    layout = trainer.strategy.broadcast(
+        [(key, tuple(value.shape[1:]), value.dtype) for key, value in rows.items()], src=source)
+    if rows:
+        return rows
+    return {key: torch.zeros((0, *shape), dtype=dtype, device=device)
+            for key, shape, dtype in layout}
+
+
 class ResultAccumulator:
     """Per-batch evaluation outputs, gathered once over ranks into one row per distinct video.
 
@@ -86,9 +111,6 @@ class ResultAccumulator:
         self._parts.clear()
         self._rows = None
 
-    def __bool__(self) -> bool:
-        return bool(self._parts) or self._rows is not None
-
     def append(self, index: Tensor, **values: Tensor | Mapping[str, Tensor]) -> None:
         """Add one batch: ``index`` ``[B]`` and ``values`` (``[B, ...]`` or per-branch dicts)."""
         if self._rows is not None:
@@ -105,14 +127,17 @@ class ResultAccumulator:
 
         A collective call under DDP (every rank must make it, with the same keys); computed once
         and cached until :meth:`reset`, so callbacks and the module share one gather. ``module``
-        is the LightningModule (its ``all_gather``).
+        is the LightningModule (its ``all_gather``). A rank that appended nothing (all its
+        videos unreadable) contributes no rows (:func:`share_row_layout`); raises only when no
+        rank appended any.
         """
         if self._rows is None:
-            if not self._parts:
-                raise RuntimeError("no evaluation outputs to gather: no batch was appended")
-            keys = list(self._parts)
-            gathered = [gather_variable(module, torch.cat(self._parts[k])) for k in keys]
-            self._rows = dict(zip(keys, unique_by_index(*gathered), strict=True))
+            local = share_row_layout(module, {k: torch.cat(v) for k, v in self._parts.items()})
+            if not local:
+                raise RuntimeError("no evaluation outputs to gather: no batch was appended on "
+                                   "any rank (no evaluation ran, or every video was unreadable)")
+            gathered = [gather_variable(module, tensor) for tensor in local.values()]
+            self._rows = dict(zip(local, unique_by_index(*gathered), strict=True))
             self._parts.clear()
         return self._rows
 

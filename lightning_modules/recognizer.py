@@ -14,6 +14,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from lightning_modules.cli_errors import plain_values
@@ -41,6 +42,9 @@ HeadFactory = Callable[[nn.Module, int], Head]
 # ``on_after_batch_transfer`` (device-side normalisation, datamodules.normalize) and warns that
 # the module overrides it too; the module's hook is for data that comes without one.
 warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+# A DDP rank whose validation videos were all unreadable never updates its metrics, and still
+# computes them at epoch end, to join the other ranks' reduction: its states (zeros) are right.
+warnings.filterwarnings("ignore", message=r"The ``compute`` method of metric Multiclass")
 
 
 class VideoRecognizer(pl.LightningModule):
@@ -122,6 +126,9 @@ class VideoRecognizer(pl.LightningModule):
         self.views_per_forward = views_per_forward
         self.class_names = class_names
         # up front: Lightning maps logged metrics to attributes once, at the first log call
+        # a metric, not a logged tensor: Lightning's mean over ranks divides the summed video
+        # count by the world size in integers, wrong when ranks scored different numbers
+        self.val_loss = MeanMetric()
         self.val_metrics = nn.ModuleDict({
             branch: classification_metrics(num_classes) for branch in self.head.branches})
         self._test_rows = ResultAccumulator()
@@ -197,15 +204,21 @@ class VideoRecognizer(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._count_unreadable("val", batch)
-        if batch["label"].numel() == 0:  # every video of the batch was unreadable
-            return
-        output = self(batch["video"])
-        losses = self.head.loss(output, batch["label"])
         batch_size = batch["label"].shape[0]
-        self.log("val/loss", losses["loss"], batch_size=batch_size, sync_dist=True)
-        for branch, logits in output.logits.items():
+        if batch_size == 0:
+            # every video of the batch was unreadable: nothing to score, but the same keys are
+            # logged with no weight, so that under DDP a rank whose videos were all unreadable
+            # still joins the epoch-end reductions of the others (or they would wait forever)
+            loss, logits = torch.zeros((), device=self.device), {}
+        else:
+            output = self(batch["video"])
+            loss, logits = self.head.loss(output, batch["label"])["loss"], output.logits
+        self.val_loss.update(loss, weight=batch_size)
+        self.log("val/loss", self.val_loss)
+        for branch in self.head.branches:  # one order on every rank, whatever it decoded
             metrics = self.val_metrics[branch]
-            metrics.update(logits, batch["label"])
+            if batch_size:
+                metrics.update(logits[branch], batch["label"])
             for name, metric in metrics.items():
                 self.log(f"val/{name}_{branch}", metric, batch_size=batch_size)
                 if branch == self.final_branch:
@@ -300,8 +313,6 @@ class VideoRecognizer(pl.LightningModule):
         and the module share one gather. Every rank gets the same :class:`VideoResults`.
         """
         if self.test_results is None:
-            if not self._test_rows:
-                raise RuntimeError("no test outputs to collect: run trainer.test first")
             self.test_results = VideoResults.from_rows(
                 self._test_rows.gather(self), self.final_branch, self.test_average)
         return self.test_results
@@ -351,8 +362,6 @@ class VideoRecognizer(pl.LightningModule):
         """Like :meth:`collect_test_results`, for ``predict`` (``video`` holds probabilities;
         ``clip`` is empty)."""
         if self.predict_results is None:
-            if not self._predict_rows:
-                raise RuntimeError("no predictions to collect: run trainer.predict first")
             self.predict_results = VideoResults.from_rows(
                 self._predict_rows.gather(self), self.final_branch, "prob")
         return self.predict_results

@@ -71,7 +71,8 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     for m in module.modules():
         if isinstance(m, (TemporalAggregation, NonLocalBlock)):
             m.reset_parameters()

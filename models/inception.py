@@ -24,7 +24,13 @@ A layer is 2D (``1×k×k``), 3D (``3×k×k``; the stem ``7×7×7``) or separable
 - ``"bottom_heavy"``: layers before ``transition`` are temporal, from it on 2D (§4.2).
 
 S3D blocks put a temporal conv on all four branches (footnote 5): the two 3×3 branches become
-separable and the 1×1 and pool branches get a ``kt×1×1`` conv after their 1×1.
+separable and the 1×1 and pool branches get a ``kt×1×1`` conv after their 1×1
+(``s3d_all_branches=False``: the 3×3 branches only, as the released TF-slim ``s3dg.py`` and
+torchvision's S3D). The stem follows the layout (I3D ``7×7×7``; S3D separable ``1×7×7 → 7×1×1``,
+Fig. 6) unless ``stem=`` says otherwise; the released S3D-G is ``s3d_all_branches=False,
+stem="3d", stem_temporal_kernel=3, gate_bias=False``. No block structure reproduces all three
+rows of the paper's Table 2 complexity within 3 % (``python -m benchmarks.s3d_structure_search``,
+docs/backbones.md).
 
 With ``temporal_pooling`` (the papers' default for Inception) the stem conv and the ``max_4a`` /
 ``max_5a`` pools stride 2 in time (64 frames → 8) in every variant: a 2D stem then keeps every
@@ -95,6 +101,9 @@ TORCHVISION_NAMES: dict[str, str] = {
 
 Mode = Literal["2d", "3d", "sep"]
 
+#: ``InceptionV1Video(stem=...)`` → the stem's mode (``"auto"``, not listed: the layout's)
+_STEM_MODES: dict[str, Mode] = {"2d": "2d", "3d": "3d", "separable": "sep"}
+
 
 class ConvUnit(nn.Module):
     """Conv → BN → ReLU, 2D (``1×k×k``), 3D (``kt×k×k``) or separable (``1×k×k`` → BN → ReLU →
@@ -114,6 +123,7 @@ class ConvUnit(nn.Module):
         temporal_stride: int = 1,
         temporal_kernel: int = 3,
         gating: bool = False,
+        gate_bias: bool = True,
     ) -> None:
         super().__init__()
         pad = kernel // 2
@@ -141,7 +151,7 @@ class ConvUnit(nn.Module):
                 bias=False,
             )
             self.temporal_bn = nn.BatchNorm3d(out_channels, eps=1e-3)
-        self.gate = FeatureGating(out_channels) if gating else nn.Identity()
+        self.gate = FeatureGating(out_channels, gate_bias) if gating else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn(self.conv(x)))
@@ -193,22 +203,24 @@ class MixedBlock(nn.Module):
         mode: Mode,
         gating: bool = False,
         all_branches: bool = True,
+        gate_bias: bool = True,
     ) -> None:
         super().__init__()
         c_in, c1, c2r, c2, c3r, c3, c4 = widths
         temporal = mode != "2d"
         one_by_one: Mode = "sep" if mode == "sep" and all_branches else "2d"
-        gate = gating and temporal  # gates follow temporal convs; a 2D block has none
-        self.branch1 = ConvUnit(c_in, c1, 1, one_by_one, gating=gate)
+        # gates follow temporal convs; a 2D block has none
+        gate = {"gating": gating and temporal, "gate_bias": gate_bias}
+        self.branch1 = ConvUnit(c_in, c1, 1, one_by_one, **gate)
         self.branch2 = nn.Sequential(
-            ConvUnit(c_in, c2r, 1, "2d"), ConvUnit(c2r, c2, 3, mode, gating=gate)
+            ConvUnit(c_in, c2r, 1, "2d"), ConvUnit(c2r, c2, 3, mode, **gate)
         )
         self.branch3 = nn.Sequential(
-            ConvUnit(c_in, c3r, 1, "2d"), ConvUnit(c3r, c3, 3, mode, gating=gate)
+            ConvUnit(c_in, c3r, 1, "2d"), ConvUnit(c3r, c3, 3, mode, **gate)
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool3d((3 if temporal else 1, 3, 3), 1, (1 if temporal else 0, 1, 1)),
-            ConvUnit(c_in, c4, 1, one_by_one, gating=gate),
+            ConvUnit(c_in, c4, 1, one_by_one, **gate),
         )
         self.out_channels = c1 + c2 + c3 + c4
 
@@ -251,6 +263,14 @@ class InceptionV1Video(VideoBackbone):
         temporal_kernel: ``kt`` of the 3×3 layers (the stem uses 7).
         s3d_all_branches: S3D blocks get a temporal conv on all four branches (footnote 5); off
             gives the released S3D-G code's layout (temporal convs on the 3×3 branches only).
+        stem: ``"auto"`` (the layout's mode: ``7×7×7`` for I3D, separable ``1×7×7 → 7×1×1`` for
+            S3D as in Fig. 6 and torchvision's S3D, 2D for I2D), or ``"2d"``, ``"3d"``,
+            ``"separable"`` whatever the layout — the released ``s3dg.py`` uses a non-separable
+            ``3×7×7`` stem (``stem="3d", stem_temporal_kernel=3``). Only a separable stem is
+            gated (§4.6: gates follow the ``k×1×1`` temporal convs; the released code gates
+            from ``conv_2c`` on).
+        stem_temporal_kernel: ``kt`` of a 3D or separable stem (7 in I3D).
+        gate_bias: the ``b`` of §4.6's ``σ(W·pool(X) + b)``; the released code has none.
         width_multiplier: scales every channel count.
         in_channels: input channels (3 for RGB, 2 for optical flow).
         pool_padding: ``"ceil"`` (torchvision's GoogLeNet) or ``"symmetric"`` (torchvision's S3D).
@@ -268,6 +288,9 @@ class InceptionV1Video(VideoBackbone):
         width_multiplier: float = 1.0,
         in_channels: int = 3,
         pool_padding: Literal["ceil", "symmetric"] = "ceil",
+        stem: Literal["auto", "2d", "3d", "separable"] = "auto",
+        stem_temporal_kernel: int = 7,
+        gate_bias: bool = True,
     ) -> None:
         super().__init__(in_channels)
         if temporal not in ("none", "i3d", "s3d"):
@@ -283,6 +306,8 @@ class InceptionV1Video(VideoBackbone):
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
         if pool_padding not in ("ceil", "symmetric"):
             raise ValueError(f"pool_padding must be 'ceil' or 'symmetric', got {pool_padding!r}")
+        if stem != "auto" and stem not in _STEM_MODES:
+            raise ValueError(f"stem must be 'auto' or one of {tuple(_STEM_MODES)}, got {stem!r}")
         self.temporal = temporal
         self.temporal_layout = temporal_layout
         self.transition = transition
@@ -292,7 +317,12 @@ class InceptionV1Video(VideoBackbone):
         self.s3d_all_branches = s3d_all_branches
         self.width_multiplier = width_multiplier
         self.pool_padding = pool_padding
+        self.stem = stem
+        self.stem_temporal_kernel = stem_temporal_kernel
+        self.gate_bias = gate_bias
         self.modes = {name: self._mode(name) for name in LAYERS}
+        if stem != "auto":
+            self.modes["conv_1a"] = _STEM_MODES[stem]
         self.build_stages()
 
     def _mode(self, layer: str) -> Mode:
@@ -324,7 +354,8 @@ class InceptionV1Video(VideoBackbone):
             mode = self.modes["conv_1a"]
             layers["conv_1a"] = ConvUnit(
                 self.in_channels, s(64), 7, mode, stride=2, temporal_stride=2 if tp else 1,
-                temporal_kernel=7, gating=self.gating and mode != "2d",
+                temporal_kernel=self.stem_temporal_kernel, gating=self.gating and mode == "sep",
+                gate_bias=self.gate_bias,
             )
             out = s(64)
             # the stem's pool is part of stage1 (the contract: stage1 is after the stem max-pool)
@@ -333,7 +364,7 @@ class InceptionV1Video(VideoBackbone):
             layers["conv_2b"] = ConvUnit(s(64), s(64), 1, "2d")
             layers["conv_2c"] = ConvUnit(
                 s(64), s(192), 3, self.modes["conv_2c"], temporal_kernel=kt,
-                gating=self.gating and self.modes["conv_2c"] != "2d",
+                gating=self.gating and self.modes["conv_2c"] != "2d", gate_bias=self.gate_bias,
             )
             out = s(192)
         else:
@@ -351,7 +382,8 @@ class InceptionV1Video(VideoBackbone):
                 # a block's input is what really arrives (rounded widths need not add up)
                 widths = (out or self.out_channels[_previous(name)], *widths[1:])
                 block = MixedBlock(
-                    widths, self.modes[layer], self.gating, self.s3d_all_branches  # type: ignore[arg-type]
+                    widths, self.modes[layer], self.gating, self.s3d_all_branches,  # type: ignore[arg-type]
+                    self.gate_bias,
                 )
                 layers[layer] = block
                 out = block.out_channels

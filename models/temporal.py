@@ -181,11 +181,12 @@ class FeatureGating(nn.Module):
     """S3D-G spatio-temporal feature gating (S3D §4.6, Eq. 2): ``Y = σ(W·pool(X) + b) ⊙ X``.
 
     ``pool`` averages over T, H, W; ``W`` is ``C×C``. ``[B, C, T, H, W] → [B, C, T, H, W]``.
+    ``bias=False`` drops ``b``, as the released TF-slim ``s3dg.py`` does.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, bias: bool = True) -> None:
         super().__init__()
-        self.fc = nn.Linear(channels, channels)
+        self.fc = nn.Linear(channels, channels, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         gate = torch.sigmoid(self.fc(x.mean(dim=(2, 3, 4))))  # [B, C]

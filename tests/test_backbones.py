@@ -309,6 +309,26 @@ def test_s3d_blocks_are_separable_on_all_four_branches_and_gated() -> None:
     assert not hasattr(two.stage3.layers["mixed_3b"].branch1, "temporal")
 
 
+def test_inception_stem_options_give_the_released_s3d_g_stem() -> None:
+    """Released nets/s3dg.py: a non-separable 3×7×7 stem (never gated; gating starts at
+    conv_2c), gates without a bias; ``stem="auto"`` keeps S3D's separable 1×7×7 → 7×1×1."""
+    released = InceptionV1Video(temporal="s3d", gating=True, s3d_all_branches=False, stem="3d",
+                                stem_temporal_kernel=3, gate_bias=False, **TINY)
+    stem = released.stage1.layers["conv_1a"]
+    assert stem.conv.kernel_size == (3, 7, 7) and stem.conv.stride == (2, 2, 2)
+    assert isinstance(stem.gate, torch.nn.Identity)
+    conv_2c = released.stage2.layers["conv_2c"]
+    assert isinstance(conv_2c.gate, FeatureGating) and conv_2c.gate.fc.bias is None
+    auto = InceptionV1Video(temporal="s3d", gating=True, **TINY).stage1.layers["conv_1a"]
+    assert auto.conv.kernel_size == (1, 7, 7) and auto.temporal.kernel_size == (7, 1, 1)
+    assert isinstance(auto.gate, FeatureGating)
+    x = clip(b=2, t=8)
+    assert check_contract(released, x)["stage5"].shape == check_contract(
+        InceptionV1Video(temporal="s3d", **TINY), x)["stage5"].shape
+    with pytest.raises(ValueError, match="stem"):
+        InceptionV1Video(stem="sep")
+
+
 def test_i2d_ignores_frame_order() -> None:
     # S3D §4.1, Table 1: a 2D model is invariant to reversing the frames (up to the pooled order)
     net = InceptionV1Video(temporal="none", temporal_pooling=False, **TINY).eval()

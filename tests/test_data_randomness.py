@@ -1,5 +1,6 @@
 """Training samples are a function of (seed, epoch, index): the same batches with 0 or 2 workers,
-the same sample on whichever DDP rank loads it, a new draw each epoch."""
+the same sample on whichever DDP rank loads it, a new draw each epoch — with the default train
+transform and with torchvision v2 transforms (``V2Transform``), which draw from the global RNG."""
 
 from __future__ import annotations
 
@@ -8,15 +9,26 @@ import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from pytorch_lightning.utilities.data import _update_dataloader
+from torchvision.transforms import v2
 
 from datamodules import SyntheticFineGrainedDataModule
 from datamodules.randomness import EpochSampler, SampleKey
+from datamodules.transforms import V2Transform
 from tests.conftest import TINY_SYNTHETIC
 
 
-@pytest.fixture
-def datamodule(synthetic_root) -> SyntheticFineGrainedDataModule:
-    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC)
+def v2_transform() -> V2Transform:
+    """torchvision v2 random transforms, which draw from torch's global RNG."""
+    return V2Transform([v2.RandomResizedCrop(TINY_SYNTHETIC["train_crop_size"], scale=(0.2, 1.0)),
+                        v2.ColorJitter(brightness=0.4, contrast=0.4, hue=0.1)])
+
+
+# every test runs with the default transform and with torchvision v2 transforms
+@pytest.fixture(params=["default", "v2"])
+def datamodule(request, synthetic_root) -> SyntheticFineGrainedDataModule:
+    transform = v2_transform() if request.param == "v2" else None
+    dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **TINY_SYNTHETIC,
+                                        train_transform=transform)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -25,7 +37,7 @@ def datamodule(synthetic_root) -> SyntheticFineGrainedDataModule:
 def epoch_batches(dm, epoch: int, num_workers: int, seed: int = 0) -> list[dict]:
     # a fresh copy of the datamodule: workers forked from a process whose decoder has already
     # decoded can hang in FFmpeg's state (noted for the decoders' owner)
-    dm = SyntheticFineGrainedDataModule(data_dir=dm.data_dir,
+    dm = SyntheticFineGrainedDataModule(data_dir=dm.data_dir, train_transform=dm.train_transform,
                                         **{**TINY_SYNTHETIC, "num_workers": num_workers})
     dm.setup("fit")
     with pytest.MonkeyPatch.context() as patch:

@@ -135,8 +135,9 @@ def test_paper_configs_say_gpu_and_name_their_row() -> None:
 
 
 def test_each_papers_rows_train_with_its_own_augmentation() -> None:
-    """Every model row under ``<dataset>/<paper>/`` names ``transforms/<paper>_train.yaml``."""
-    rows = 0
+    """Every model row under ``<dataset>/<paper>/`` names ``transforms/<paper>_train.yaml``;
+    s3d's rows also test with s3d's view (``transforms/s3d_test.yaml``, §3.2)."""
+    rows = s3d_rows = 0
     for path in CONFIGS:
         parts = path.relative_to(EXPERIMENTS).parts
         if len(parts) != 3 or parts[1] not in ("dfb", "u2s", "s3d", "unified"):
@@ -147,7 +148,11 @@ def test_each_papers_rows_train_with_its_own_augmentation() -> None:
         transform = data["data"]["init_args"].get("train_transform")
         assert transform == f"../../transforms/{parts[1]}_train.yaml", path
         rows += 1
-    assert rows > 70
+        if parts[1] == "s3d":
+            views = data["data"]["init_args"].get("test_views")
+            assert views == "../../transforms/s3d_test.yaml", path
+            s3d_rows += 1
+    assert rows > 70 and s3d_rows == 20
 
 
 # ---- fixtures: one tiny copy of each dataset format -------------------------------------------
@@ -327,3 +332,24 @@ def test_u2s_paper_configs_follow_the_paper(path: Path) -> None:
     if path.stem == "stage2":
         standard = callbacks["CategorySimilarityCallback"]["top_n_standard"]
         assert standard == path.parent.parent.name  # something_v2 / ucf101 / hmdb51
+
+
+def test_v2_transforms_from_yaml_reach_the_training_samples(cli_parser, datasets) -> None:
+    """experiments/synthetic/v2_augment.yaml: torchvision v2 transforms named by class_path in
+    a component file become the datamodule's train transform, one draw per (seed, epoch, index)."""
+    from datamodules.randomness import SampleKey
+    from datamodules.transforms import V2Transform
+
+    files = ["base", "i3d", "v2_augment"]
+    args = [a for f in files for a in ("--config", str(EXPERIMENTS / "synthetic" / f"{f}.yaml"))]
+    args += [*CPU, *fixture_overrides("SyntheticFineGrainedDataModule", datasets)[0]]
+    datamodule = cli_parser.instantiate_classes(cli_parser.parse_args(args)).data
+    transform = datamodule.make_train_transform()
+    assert isinstance(transform, V2Transform)
+    assert [type(t).__name__ for t in transform.transforms.transforms] == [
+        "RandomResizedCrop", "ColorJitter"]
+    datamodule.setup("fit")
+    dataset = datamodule.datasets["train"]
+    key = SampleKey(index=3, epoch=1, seed=0)
+    video = dataset[key]["video"]
+    assert video.shape == (3, 8, 32, 32) and torch.equal(video, dataset[key]["video"])

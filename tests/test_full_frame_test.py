@@ -1,5 +1,6 @@
-"""dfb §4.2's 3D test (whole resized frames, 10 clips, alternate flips) on videos of two frame
-sizes, and the clip-level metric reading the middle clip."""
+"""dfb §4.2's 3D test (whole resized frames, 10 clips, alternate flips) and s3d §3.2's test view
+(square resize, centre crop) on videos of two frame sizes, and the clip-level metric reading the
+middle clip."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules import VideoFolderDataModule
-from datamodules.transforms import FullFrameViews
+from datamodules.transforms import FullFrameViews, TestViews
 from lightning_modules import VideoRecognizer
 from models import GAPHead, HeadOutput, VideoResNet
 from models.heads import DFBHead
@@ -82,3 +83,22 @@ def test_clip_level_accuracy_reads_the_middle_clip() -> None:
     model.test_step(batch, 0)
     results = model.collect_test_results()
     assert results.clip["avg"].argmax(-1).tolist() == [2, 2]
+
+
+def test_s3d_test_view_stacks_videos_of_two_aspect_ratios(tmp_path: Path) -> None:
+    """s3d §3.2's test view (frames resized to a square, centre crop) through a datamodule:
+    videos of both aspect ratios give the same view shape, so they share a batch, and
+    validation takes the same view of the centre clip."""
+    root = two_size_folder(tmp_path / "videos")
+    dm = VideoFolderDataModule(
+        data_dir=str(root), sampling="dense", num_frames=4, frame_interval=2, test_clips=2,
+        test_crop_size=28, test_views=TestViews(size=(32, 32)), batch_size=4, num_workers=0)
+    dm.setup("test")
+    (batch,) = list(dm.test_dataloader())  # all four videos in one batch
+    assert batch["video"].shape == (4, 2, 3, 4, 28, 28)
+    assert dm.make_test_views().crop_size == 28  # from test_crop_size
+    val = dm.make_val_views()
+    assert (val.size, val.crop_size, val.num_crops) == ((32, 32), 28, 1)
+    dm.setup("fit")
+    (val_batch,) = list(dm.val_dataloader())
+    assert val_batch["video"].shape == (4, 3, 4, 28, 28)

@@ -8,15 +8,18 @@ import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from torchvision.transforms import v2
 
 from datamodules.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ClipTransform,
+    ClipViews,
     FullFrameViews,
     ResizeRandomCrop,
     TestViews,
     TrainTransform,
+    V2Transform,
     normalize,
     resize_short_side,
     short_side_size,
@@ -154,15 +157,19 @@ def test_normalize_channel_dim_is_minus_four():
 TRANSFORMS = Path(__file__).resolve().parents[1] / "experiments" / "transforms"
 
 
+def component(file: str, kind: type = ClipTransform):
+    """A component file of ``experiments/transforms/``, read as the CLI reads it."""
+    parser = ArgumentParser()
+    parser.add_argument("--component", type=kind)
+    config = parser.parse_object({"component": yaml.safe_load((TRANSFORMS / file).read_text())})
+    return parser.instantiate(config).component
+
+
 def paper_transform(name: str, crop_size: int = 224, flip: bool = True,
                     flip_label_map: dict[int, int] | None = None) -> ClipTransform:
     """The component a paper's rows name, read as the CLI reads it, bound as a datamodule binds
     it (``flip=False``: a Something-Something datamodule)."""
-    parser = ArgumentParser()
-    parser.add_argument("--transform", type=ClipTransform)
-    component = yaml.safe_load((TRANSFORMS / f"{name}_train.yaml").read_text())
-    config = parser.parse_object({"transform": component})
-    transform = parser.instantiate(config).transform
+    transform = component(f"{name}_train.yaml")
     return transform.bound(crop_size, flip, flip_label_map or {})
 
 
@@ -275,6 +282,70 @@ def test_a_datamodule_binds_its_settings_into_an_injected_transform() -> None:
         ResizeRandomCrop(8, short_side=10, size=(10, 10))
 
 
+# ---- torchvision v2 transforms (V2Transform) ---------------------------------------------------
+def test_v2_transform_is_a_function_of_the_generator_alone() -> None:
+    tf = V2Transform([v2.RandomResizedCrop(24, scale=(0.2, 1.0)), v2.ColorJitter(0.4, 0.4, 0.4),
+                      v2.RandAugment()]).bound(24, True, {})
+    frames = _clip(t=3)
+    a = tf(frames, 0, generator=_seeded(7))
+    torch.manual_seed(123)  # whatever state the global RNG (a worker's) is in
+    state = torch.get_rng_state()
+    b = tf(frames, 0, generator=_seeded(7))
+    assert torch.equal(a[0], b[0]) and a[0].shape == (3, 3, 24, 24) and a[0].dtype == torch.uint8
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left as it was
+    outputs = {tf(frames, 0, generator=_seeded(s))[0].float().sum().item() for s in range(6)}
+    assert len(outputs) == 6
+
+
+def test_v2_transform_draws_once_for_the_whole_clip() -> None:
+    """One crop place for every frame, one jitter for every frame."""
+    frames = _index_clip(t=3, h=40, w=60)  # channel 0 = x, channel 1 = y, channel 2 = 50 t
+    crop = V2Transform(v2.RandomCrop(20), flip=False).bound(20, True, {})
+    places = set()
+    for seed in range(10):
+        clip, _ = crop(frames, 0, generator=_seeded(seed))  # [3, T, 20, 20]
+        x0, y0 = int(clip[0, 0, 0, 0]), int(clip[1, 0, 0, 0])
+        expected = frames[:, y0 : y0 + 20, x0 : x0 + 20].permute(3, 0, 1, 2)
+        assert torch.equal(clip, expected)  # every frame cut at (x0, y0)
+        places.add((x0, y0))
+    assert len(places) > 5
+    same = _clip(t=1).expand(4, -1, -1, -1).clone()  # four identical frames stay identical
+    jitter = V2Transform([v2.RandomResizedCrop(24, scale=(0.1, 0.5)),
+                          v2.ColorJitter(0.5, 0.5, 0.5, 0.2)]).bound(24, True, {})
+    for seed in range(5):
+        clip, _ = jitter(same, 0, generator=_seeded(seed))
+        assert all(torch.equal(clip[:, t], clip[:, 0]) for t in range(1, 4))
+
+
+def test_v2_transform_flips_itself_and_refuses_a_v2_flip() -> None:
+    frames = _index_clip()
+    tf = V2Transform(v2.CenterCrop(20), flip_label_map={3: 4}).bound(20, True, {})
+    mirrored = {tf(frames, 3, generator=_seeded(s))[1] for s in range(20)}
+    assert mirrored == {3, 4}  # mirrored sometimes, the label swapped then
+    assert {tf.bound(20, False, {})(frames, 3, generator=_seeded(s))[1] for s in range(20)} == {3}
+    nested = v2.RandomApply([v2.Compose([v2.RandomHorizontalFlip()])], p=0.5)
+    for flipping in (v2.RandomHorizontalFlip(), nested):
+        with pytest.raises(ValueError, match="flip option"):
+            V2Transform([v2.RandomCrop(8), flipping])
+    with pytest.raises(ValueError, match="crop_size 24"):
+        V2Transform(v2.RandomCrop(20)).bound(24, True, {})(frames, 0, generator=_seeded(0))
+    with pytest.raises(ValueError, match="uint8"):
+        V2Transform([v2.RandomCrop(20), v2.ToDtype(torch.float32, scale=True)]).bound(
+            20, True, {})(frames, 0, generator=_seeded(0))
+
+
+def test_v2_example_component_parses_and_runs() -> None:
+    """``experiments/transforms/v2_example.yaml``: v2 transforms by class_path, as the CLI reads
+    them (``experiments/synthetic/v2_augment.yaml`` names it; tests/test_experiment_configs.py
+    parses that command through the project's CLI)."""
+    tf = component("v2_example.yaml")
+    assert isinstance(tf, V2Transform)
+    tf = tf.bound(32, True, {})
+    clip, _ = tf(_clip(t=2, h=64, w=64), 0, generator=_seeded(0))
+    assert clip.shape == (3, 2, 32, 32)
+    assert torch.equal(clip, tf(_clip(t=2, h=64, w=64), 0, generator=_seeded(0))[0])
+
+
 # ---- test views ---------------------------------------------------------------------------------
 def test_full_frame_views_keep_the_whole_frame_and_flip_every_other_clip() -> None:
     """dfb §4.2 3D test: short side 256, full width, no crop, every other clip mirrored."""
@@ -297,3 +368,25 @@ def test_test_views_of_several_clips_are_clip_major() -> None:
     assert views.shape == (9, 3, 4, 32, 32)
     for k in range(3):
         assert torch.equal(views[3 * k : 3 * k + 3], TestViews(32, 40, 3)(clips[k]))
+
+
+@pytest.mark.parametrize("height, width", [(40, 60), (72, 36)])  # two aspect ratios
+def test_s3d_test_view_resizes_to_256_square_then_takes_the_centre_224(height, width) -> None:
+    """s3d §3.2: evaluation takes 224 centre crops of the frames resized to 256 × 256 (aspect
+    not kept), ``experiments/transforms/s3d_test.yaml``; here at 1/8 scale (32², crop 28)."""
+    views = component("s3d_test.yaml", ClipViews)
+    assert isinstance(views, TestViews) and views.crop_size is None  # the datamodule's side
+    assert views.size == (256, 256) and views.bound(224).crop_size == 224
+    small = TestViews(crop_size=28, size=(32, 32))
+    frames = _index_clip(t=3, h=height, w=width)
+    (view,) = small(frames)  # [3, T, 28, 28]
+    assert view.shape == (3, 3, 28, 28)
+    square = torch.nn.functional.interpolate(  # the 32 × 32 frame, whatever the aspect ratio
+        frames.permute(0, 3, 1, 2).float(), size=(32, 32), mode="bilinear", antialias=True,
+        align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    expected = square[:, :, 2:30, 2:30].permute(1, 0, 2, 3)
+    assert (view.int() - expected.int()).abs().max() <= 1
+    with pytest.raises(ValueError, match="not both"):
+        TestViews(28, short_side=32, size=(32, 32))
+    with pytest.raises(ValueError, match="crop_size is not set"):
+        TestViews(size=(32, 32))(frames)
