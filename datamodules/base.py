@@ -342,15 +342,21 @@ class VideoDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> StatefulDataLoader:
         """Shuffled batches whose order and augmentation depend on (seed, epoch, index) only
         (``datamodules.randomness``); a ``StatefulDataLoader``, so a checkpoint taken
-        mid-epoch resumes with the batches not yet seen."""
+        mid-epoch resumes with the batches not yet seen, also under DDP (the sampler deals
+        this rank's share of the epoch: the trainer's ``world_size`` and ``global_rank``)."""
         if "train" not in self.datasets:
             self.datasets["train"] = self.make_dataset("train")
         dataset = self.datasets["train"]
         seed = default_seed()
+        # under DDP the sampler shards by itself (Lightning keeps a DistributedSampler as it is),
+        # so the loader's saved state holds the epoch and position (datamodules.randomness)
+        trainer = self.trainer
+        ranks = ({"num_replicas": trainer.world_size, "rank": trainer.global_rank}
+                 if trainer is not None else {})
         return StatefulDataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochSampler(len(dataset), shuffle=True, seed=seed),
+            sampler=EpochSampler(len(dataset), shuffle=True, seed=seed, **ranks),
             num_workers=self.num_workers,
             drop_last=True,
             collate_fn=collate_samples,

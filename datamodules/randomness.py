@@ -12,12 +12,13 @@ workers hold copies of the dataset that never see ``set_epoch``, but they see ev
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 __all__ = ["EpochSampler", "SampleKey", "default_seed", "derived_generator"]
 
@@ -53,41 +54,57 @@ class SampleKey(NamedTuple):
                                  else position)
 
 
-class EpochSampler(Sampler[SampleKey]):
+class EpochSampler(DistributedSampler):
     """Yields a :class:`SampleKey` for each of ``num_samples`` samples, in an order that
-    depends only on ``(seed, epoch)`` (shuffled) or in index order.
+    depends only on ``(seed, epoch)`` (shuffled) or in index order; under DDP, rank ``r`` of
+    ``num_replicas`` takes the keys ``r, r + W, …`` of that order (padded with its first keys to
+    a multiple of ``W``, as ``torch.utils.data.DistributedSampler`` pads).
 
-    Lightning calls ``set_epoch`` before every epoch, also through its
-    ``DistributedSamplerWrapper``, which then gives rank ``r`` the keys ``r, r + W, …`` of this
-    order. The order is a pure function of the epoch, so a resumed loader (torchdata's
-    ``StatefulDataLoader`` skips the keys already yielded) continues with the same keys.
+    It is a ``DistributedSampler`` so that Lightning uses it as it is under DDP. Lightning
+    replaces any other sampler by its ``DistributedSamplerWrapper``, whose iterator is a plain
+    generator that torchdata's ``StatefulDataLoader`` cannot save: a resumed loader then
+    fast-forwards a list that the wrapper builds when the iterator is made — before Lightning's
+    ``set_epoch`` of the resumed epoch — so a run resumed mid-epoch ``e > 0`` went on with epoch
+    0's keys (``tests/test_ddp_resume.py``). This sampler's iterator saves its epoch and
+    position instead, on every rank.
+
+    Lightning calls ``set_epoch`` before every epoch. The order is a pure function of the
+    epoch, and each key carries its epoch, so a sample is drawn the same on any rank, in any
+    worker and after a resume.
 
     Args:
         num_samples: dataset length.
         shuffle: a new permutation each epoch (else ``0 … num_samples - 1``).
         seed: the run's seed (``None``: :func:`default_seed`).
+        num_replicas / rank: the DDP world size and this process's global rank (the
+            datamodules pass their trainer's).
     """
 
-    def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int | None = None) -> None:
+    def __init__(self, num_samples: int, *, shuffle: bool = True, seed: int | None = None,
+                 num_replicas: int = 1, rank: int = 0) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.num_samples = num_samples
-        self.shuffle = shuffle
-        self.seed = default_seed() if seed is None else int(seed)
-        self.epoch = 0
+        # DistributedSampler's own attributes (num_samples: per rank, total_size: padded)
+        super().__init__(range(num_samples), num_replicas=num_replicas, rank=rank,
+                         shuffle=shuffle, seed=default_seed() if seed is None else int(seed))
+        self.dataset_size = num_samples
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
-        return self.num_samples
-
     def order(self, epoch: int) -> list[int]:
-        """The sample indices of ``epoch``, in the order they are yielded."""
+        """The sample indices of ``epoch`` over all ranks, in the order they are dealt."""
         if not self.shuffle:
-            return list(range(self.num_samples))
+            return list(range(self.dataset_size))
         generator = derived_generator(self.seed, epoch, "order")
-        return torch.randperm(self.num_samples, generator=generator).tolist()
+        return torch.randperm(self.dataset_size, generator=generator).tolist()
+
+    def rank_order(self, epoch: int) -> list[int]:
+        """This rank's sample indices of ``epoch``, in the order they are yielded."""
+        order = self.order(epoch)
+        padding = self.total_size - len(order)
+        order += (order * math.ceil(padding / len(order)))[:padding]
+        return order[self.rank : self.total_size : self.num_replicas]
 
     def __iter__(self) -> _EpochIterator:
         return _EpochIterator(self)
@@ -110,7 +127,7 @@ class _EpochIterator(Iterator[SampleKey]):
         self.yielded = 0
 
     def _pin(self, epoch: int) -> None:
-        self.epoch, self.order = epoch, self.sampler.order(epoch)
+        self.epoch, self.order = epoch, self.sampler.rank_order(epoch)
 
     def __next__(self) -> SampleKey:
         if self.epoch is None:

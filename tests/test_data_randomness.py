@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
-from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from pytorch_lightning.utilities.data import _update_dataloader
+from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2
 
 from datamodules import SyntheticFineGrainedDataModule
@@ -79,9 +79,10 @@ def test_a_sample_is_the_same_on_whichever_ddp_rank_loads_it(datamodule) -> None
     loader = datamodule.train_dataloader()
     seen: set[int] = set()
     for rank in (0, 1):
-        # what Lightning does under DDP: the loader rebuilt around its DistributedSamplerWrapper
-        sampler = DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank,
-                                            shuffle=False)
+        # what train_dataloader() builds on rank `rank` of a 2-process trainer; Lightning keeps
+        # a DistributedSampler as it is (tests/test_ddp_resume.py runs it under DDP)
+        sampler = EpochSampler(len(loader.sampler), seed=0, num_replicas=2, rank=rank)
+        assert isinstance(sampler, DistributedSampler) and len(sampler) == len(loader.sampler) // 2
         ranked = _update_dataloader(loader, sampler)
         assert type(ranked) is type(loader)
         _set_sampler_epoch(ranked, 3)

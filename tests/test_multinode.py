@@ -1,6 +1,10 @@
 """Multi-node DDP through Lightning, smoke-tested as two "nodes" on localhost: torchrun with
 ``--nnodes=2 --nproc_per_node=1`` (gloo, 2 processes) runs a fit and its multi-view test; the test
-metrics equal one process's on the same checkpoint, and the job is one W&B run."""
+metrics equal one process's on the same checkpoint, and the job is one W&B run.
+
+Most of its time is the four Python start-ups (two torchrun agents, two workers, each importing
+torch and Lightning); the runs themselves are kept small: two training steps, one validation
+batch, no sanity check, and only the callback that the comparison reads."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,11 +32,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def lean(path: Path, **trainer: Any) -> dict:
+    """The config at ``path`` with the predictions writer as its only extra callback (the
+    analysis callbacks have their DDP test in ``tests/test_ddp.py``) and ``trainer`` set."""
+    config = yaml.safe_load(path.read_text())
+    config["trainer"]["callbacks"] = [
+        c for c in config["trainer"]["callbacks"]
+        if c["class_path"].endswith(".TestPredictionsWriter")]
+    config["trainer"].update(trainer)
+    path.write_text(yaml.safe_dump(config))
+    return config
+
+
 @pytest.mark.slow
 def test_two_nodes_fit_and_test_like_one_process(tmp_path, synthetic_root) -> None:
     nodes = overrides(tmp_path, synthetic_root, "nodes")
-    config = yaml.safe_load(nodes.read_text())
-    config["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    config = lean(nodes, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                  num_sanity_val_steps=0)
     config["test_after_fit"] = True  # tests the fitted weights, the ones last.ckpt holds
     config["trainer"]["callbacks"].append(
         {"class_path": "lightning_modules.callbacks.LastCheckpoint"})
@@ -62,6 +79,7 @@ def test_two_nodes_fit_and_test_like_one_process(tmp_path, synthetic_root) -> No
 
     # the same checkpoint tested by one process gives the same metrics, every video once
     single = overrides(tmp_path, synthetic_root, "single")
+    lean(single)
     main(["test", "--config", str(DEMO), "--config", str(single), "--trainer.logger=false",
           "--trainer.devices=1", "--ckpt_path", str(last)])
     one, two = (load_predictions(tmp_path / n / "test_predictions.pt") for n in ("single", "nodes"))
