@@ -19,6 +19,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from datamodules import VideoDataModule
 from lightning_modules import EpochSummary, PredictionCSVWriter, VideoRecognizer
 from lightning_modules.cli_errors import ShortErrorParser, constructor_error, plain_values
+from lightning_modules.csv_metrics import AppendingCSVLogger
 from lightning_modules.quiet import drop_wandb_anonymous, quiet_dependencies
 from lightning_modules.run_folder import RunFolder, prepare_run_folder
 
@@ -96,7 +97,8 @@ class SaveRunConfig(SaveConfigCallback):
 
 def add_csv_logger(trainer: Trainer) -> CSVLogger | None:
     """A ``CSVLogger`` beside the run's ``WandbLogger`` (W&B stays the tracker; the CSV is a
-    plain local copy of every logged metric), in the folder that holds the run's checkpoints:
+    plain local copy of every logged metric; rows of later commands are appended), in the
+    folder that holds the run's checkpoints:
     ``<checkpoint dir>/../metrics.csv``. Nothing is added without W&B or when a CSV logger is
     already configured."""
     loggers = list(trainer.loggers)
@@ -111,7 +113,7 @@ def add_csv_logger(trainer: Trainer) -> CSVLogger | None:
         if trainer.is_global_zero:
             _ = wandb.experiment  # starts the (offline) run: its id names the folder
         folder = Path(wandb.save_dir or ".") / str(wandb.name) / str(wandb.version)
-    csv = CSVLogger(save_dir=str(folder), name="", version="")
+    csv = AppendingCSVLogger(save_dir=str(folder), name="", version="")
     trainer.loggers = [*loggers, csv]  # W&B stays first: Lightning's folders follow it
     rank_zero_info(f"metrics also written to {Path(csv.log_dir) / 'metrics.csv'}")
     return csv

@@ -8,11 +8,18 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 from pytorch_lightning.utilities import rank_zero_warn
 
-from datamodules.annotations import AnnotationError, ClassIndex, Entry
+from datamodules.annotations import (
+    AnnotationError,
+    ClassIndex,
+    Entry,
+    EntryTable,
+    gc_paused,
+)
 from datamodules.base import Split, VideoDataModule
-from datamodules.decoders import DecodeError, Decoder
+from datamodules.decoders import DecodeError
 from datamodules.locate import VideoLocator
 from datamodules.records import RecordTable, VideoRecord
 from datamodules.reports import missing_message
@@ -33,7 +40,8 @@ class AnnotatedVideoDataModule(VideoDataModule):
     A subclass says what its annotation files contain:
 
     - ``read_classes()``: the full class list, in the published index order;
-    - ``read_entries(split)``: the videos of a split as ``Entry(name, label, where)``;
+    - ``read_entries(split)``: the videos of a split as ``Entry(name, label, where)`` (or as
+      columns, an ``EntryTable``);
     - optionally ``source_of(split)``: which list a split reads (``test`` → ``val``, …);
 
     and this class does the rest, identically for every dataset: class subsets and per-class
@@ -94,15 +102,17 @@ class AnnotatedVideoDataModule(VideoDataModule):
         """The dataset's full class list; position = label in ``read_entries``."""
 
     @abstractmethod
-    def read_entries(self, split: Split) -> list[Entry]:
-        """The videos the annotation lists for ``split`` (labels index ``read_classes()``)."""
+    def read_entries(self, split: Split) -> list[Entry] | EntryTable:
+        """The videos the annotation lists for ``split`` (labels index ``read_classes()``);
+        an :class:`EntryTable` for lists of 100Ks of videos."""
 
     # ---- classes ----------------------------------------------------------------------------
     @property
     def class_index(self) -> ClassIndex:
         """Every class of the dataset (before ``classes_subset``) as a lookup; read once."""
         if self._all_classes is None:
-            names = self.read_classes()
+            with gc_paused():  # the classes may come from a CSV of 100Ks of rows
+                names = self.read_classes()
             if not names:
                 raise AnnotationError(f"{type(self).__name__}: the class list is empty "
                                       f"(annotation_dir={self.annotation_dir})")
@@ -142,18 +152,17 @@ class AnnotatedVideoDataModule(VideoDataModule):
             self._locator = VideoLocator(self.data_dir, frames=self.folders)
         return self._locator
 
-    def locate(self, entry: Entry, label: int) -> VideoRecord | tuple[str, ...] | None:
-        """The record of ``entry`` with ``label``; ``None`` when its video is missing, or the
-        places found when its name is ambiguous.
+    def locate_entries(self, entries: EntryTable
+                       ) -> tuple[list[str | tuple[str, ...] | None], np.ndarray]:
+        """Where each entry's video is, and whether its record reads the entry's time window.
 
-        Subclasses override this for datasets whose file names need more than the locator
-        (Kinetics: trimmed clip or untrimmed source).
+        Returns ``(places, windowed)``: per entry the path, the places found when its name is
+        ambiguous (a tuple), or ``None`` when it is missing; and a boolean ``[N]`` (here: every
+        record keeps its entry's window). Subclasses override this for datasets whose file
+        names need more than the locator (Kinetics: trimmed clip or untrimmed source).
         """
-        found = self.locator.find(entry.name)
-        if found.path is None:
-            return found.candidates if found.ambiguous else None
-        return VideoRecord(path=found.path, label=label, start_sec=entry.start_sec,
-                           end_sec=entry.end_sec)
+        return ([self.locator.resolve(name) for name in entries.names],
+                np.ones(len(entries), dtype=bool))
 
     # ---- records ------------------------------------------------------------------------------
     def source_of(self, split: Split) -> Split:
@@ -166,7 +175,8 @@ class AnnotatedVideoDataModule(VideoDataModule):
         source = self.source_of(split)
         if source not in self._located:
             # compact columns: this cache outlives setup, in every forked worker too
-            self._located[source] = RecordTable.from_records(self._locate_all(source))
+            with gc_paused():
+                self._located[source] = self._locate_all(source)
         cap = self.max_per_class
         if isinstance(cap, Mapping):
             cap = cap.get(split)
@@ -177,59 +187,78 @@ class AnnotatedVideoDataModule(VideoDataModule):
         return {"missing": len(self.missing.get(source, ())),
                 "ambiguous": len(self.ambiguous.get(source, ()))}
 
-    def _locate_all(self, split: Split) -> list[VideoRecord]:
+    def _locate_all(self, split: Split) -> RecordTable:
         entries = self.read_entries(split)
+        if not isinstance(entries, EntryTable):
+            entries = EntryTable.from_entries(entries)
         listed = len(entries)
         _, relabel = self._class_subset()
+        # full label -> kept label; -2: a class left out (unlabelled entries, -1, stay)
+        new_label = np.full(len(self.all_classes) + 1, -2, dtype=np.int64)
+        new_label[list(relabel)] = list(relabel.values())
+        new_label[-1] = -1
+        labels = new_label[entries.labels]
         if self.classes_subset is not None:
-            # unlabelled entries (-1) cannot be filtered by class; they stay
-            entries = [e for e in entries if e.label < 0 or e.label in relabel]
-        counter = self.make_decoder() if self.folders else None
-        records: list[VideoRecord] = []
-        missing: list[Entry] = []
+            entries, labels = entries.select(labels != -2), labels[labels != -2]
+        places, windowed = self.locate_entries(entries)
+        found: list[int] = []
+        missing: list[int] = []
         ambiguous: dict[str, tuple[str, ...]] = {}
-        ambiguous_entries: list[tuple[str, str]] = []
-        for entry in entries:
-            record = self.locate(entry, relabel.get(entry.label, -1))
-            if isinstance(record, VideoRecord) and counter is not None and (
-                    record.num_frames is None):
-                record = self._with_frame_count(record, counter)
-            if isinstance(record, VideoRecord):
-                records.append(record)
-            elif record:
-                ambiguous[entry.name] = record
-                ambiguous_entries.append((entry.name, ", ".join(record)))
+        for i, place in enumerate(places):
+            if isinstance(place, str):
+                found.append(i)
+            elif place:
+                ambiguous[entries.names[i]] = place
             else:
-                missing.append(entry)
+                missing.append(i)
+        paths = [places[i] for i in found]
+        frames = None
+        if self.folders:  # counted now (one listing each), so training never probes a folder
+            paths, found, frames, empty = self._count_frames(paths, found)
+            missing = sorted(missing + empty)
+        rows = np.asarray(found, dtype=np.int64)
+        window = windowed[rows]
+        records = RecordTable.from_columns(
+            paths, labels[rows], num_frames=frames,
+            start_sec=np.where(window, entries.start_sec[rows], np.nan),
+            end_sec=np.where(window, entries.end_sec[rows], np.nan))
         if missing:
-            self.missing[split] = [e.name for e in missing]
+            self.missing[split] = [entries.names[i] for i in missing]
         if ambiguous:
             self.ambiguous[split] = ambiguous
         if missing or ambiguous:
             what = ("frame folders not found or empty" if self.folders
                     else "videos not found")
-            message = missing_message(type(self).__name__, split, what, self.data_dir,
-                                      len(entries), [(e.name, e.where) for e in missing],
-                                      ambiguous_entries)
+            message = missing_message(
+                type(self).__name__, split, what, self.data_dir, len(entries),
+                [(entries.names[i], entries.where(i)) for i in missing],
+                [(name, ", ".join(places)) for name, places in ambiguous.items()])
             if self.on_missing == "raise":
                 raise FileNotFoundError(message)
             # rank zero only: under DDP every rank builds the same records
             rank_zero_warn(message, stacklevel=6)  # points at the caller of build_records
-        if not records:
-            where = f" (first: {entries[0].where})" if entries and entries[0].where else ""
+        if not len(records):
+            first = entries.where(0) if len(entries) else ""
+            where = f" (first: {first})" if first else ""
             raise ValueError(
                 f"{type(self).__name__}: the {split!r} split is empty: {listed} videos listed"
                 f"{where}, {len(entries)} in the kept classes, none found under "
                 f"{self.data_dir} (annotations: {self.annotation_dir})")
         return records
 
-    @staticmethod
-    def _with_frame_count(record: VideoRecord, counter: Decoder) -> VideoRecord | None:
-        """``record`` with ``num_frames`` counted now (one directory listing), so training
-        never probes a frame folder; ``None`` when the folder holds no frames."""
-        try:
-            count = counter.num_frames(record)
-        except DecodeError:
-            return None
-        return VideoRecord(path=record.path, label=record.label, num_frames=count,
-                           start_sec=record.start_sec, end_sec=record.end_sec)
+    def _count_frames(self, paths: list[str], rows: list[int]
+                      ) -> tuple[list[str], list[int], list[int], list[int]]:
+        """Frame folders' frame counts: ``(paths, rows, counts)`` of the folders holding
+        frames, and the rows of those that hold none."""
+        counter = self.make_decoder()
+        kept: tuple[list[str], list[int], list[int]] = ([], [], [])
+        empty: list[int] = []
+        for path, row in zip(paths, rows, strict=True):
+            try:
+                count = counter.num_frames(VideoRecord(path=path, label=-1))
+            except DecodeError:
+                empty.append(row)
+                continue
+            for column, value in zip(kept, (path, row, count), strict=True):
+                column.append(value)
+        return (*kept, empty)

@@ -14,23 +14,30 @@ label map from "left"/"right" class names.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "AnnotationError",
     "ClassIndex",
     "Entry",
+    "EntryTable",
     "VIDEO_EXTENSIONS",
     "derive_flip_label_map",
     "find_annotation",
     "find_annotations",
+    "gc_paused",
+    "read_csv_columns",
     "read_csv_rows",
     "read_json",
     "read_lines",
@@ -69,6 +76,73 @@ class Entry:
     end_sec: float | None = None
 
 
+class EntryTable:
+    """A split's entries as columns: what a list of 100Ks of videos (Kinetics, SSv2) gives,
+    without an :class:`Entry` object per video.
+
+    Args:
+        names: ``[N]`` names (:attr:`Entry.name`).
+        labels: ``[N]`` class indices (``-1``: unlabelled).
+        start_sec / end_sec: ``[N]`` trim windows, NaN where none (default: none).
+        file / lines: where the entries are listed: one file and each entry's line number.
+        wheres: instead of ``file`` / ``lines``: each entry's ``where``.
+    """
+
+    def __init__(self, names: list[str], labels: np.ndarray, *,
+                 start_sec: np.ndarray | None = None, end_sec: np.ndarray | None = None,
+                 file: str = "", lines: Sequence[int] | None = None,
+                 wheres: Sequence[str] | None = None) -> None:
+        self.names = names
+        self.labels = np.asarray(labels, dtype=np.int64)
+        none = np.full(len(names), np.nan)
+        self.start_sec = none if start_sec is None else np.asarray(start_sec, dtype=np.float64)
+        self.end_sec = none if end_sec is None else np.asarray(end_sec, dtype=np.float64)
+        self._file, self._lines, self._wheres = file, lines, wheres
+
+    @classmethod
+    def from_entries(cls, entries: Sequence[Entry]) -> EntryTable:
+        nan = float("nan")
+        return cls([e.name for e in entries], np.array([e.label for e in entries], np.int64),
+                   start_sec=np.array([nan if e.start_sec is None else e.start_sec
+                                       for e in entries], np.float64),
+                   end_sec=np.array([nan if e.end_sec is None else e.end_sec
+                                     for e in entries], np.float64),
+                   wheres=[e.where for e in entries])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def where(self, i: int) -> str:
+        """``"file:line"`` of entry ``i`` (for messages)."""
+        if self._wheres is not None:
+            return self._wheres[i]
+        return _where(self._file, self._lines[i]) if self._lines is not None else self._file
+
+    def select(self, keep: np.ndarray) -> EntryTable:
+        """The entries where the boolean mask ``keep`` ``[N]`` holds, in order."""
+        rows = np.flatnonzero(keep).tolist()
+        lines, wheres = ([column[i] for i in rows] if column is not None else None
+                         for column in (self._lines, self._wheres))
+        return EntryTable([self.names[i] for i in rows], self.labels[rows],
+                          start_sec=self.start_sec[rows], end_sec=self.end_sec[rows],
+                          file=self._file, lines=lines, wheres=wheres)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused (then restored) while 100Ks of rows, names and
+    paths are made: each of its passes walks every object made so far, so on a Kinetics-size
+    list they take most of the time, and find nothing (strings and lists of strings hold no
+    cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _where(path: str | os.PathLike, line: int | None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
@@ -104,6 +178,36 @@ def read_lines(path: str | os.PathLike) -> list[tuple[int, str]]:
     ]
 
 
+def _csv_table(path: str | os.PathLike, required: Sequence[str], delimiter: str
+               ) -> tuple[list[str], list[int], list[list[str]]]:
+    """``(header, line numbers, rows)`` of a CSV: blank rows dropped, header lower-cased."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next((row for row in reader if "".join(row).strip()), None)
+    if header is None:
+        raise AnnotationError(f"{path}: empty CSV file (no header)")
+    header = [cell.strip().lower() for cell in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise AnnotationError(
+            f"{_where(path, reader.line_num)}: header {header} lacks column(s) {missing}")
+    width = len(header)
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    for row in reader:
+        # checks in the order of their cost: a full row whose first cell is set is not blank
+        if len(row) != width or not row[0].strip():
+            if not "".join(row).strip():
+                continue
+            if len(row) > width:
+                raise AnnotationError(
+                    f"{_where(path, reader.line_num)}: {len(row)} fields for {width} "
+                    f"columns {header} (an unquoted label with a comma?)")
+        lines.append(reader.line_num)
+        rows.append(row)
+    return header, lines, rows
+
+
 def read_csv_rows(
     path: str | os.PathLike,
     *,
@@ -116,28 +220,27 @@ def read_csv_rows(
     ``"massaging person's head"``). ``required`` columns must be in the header, else
     ``AnnotationError`` naming the file and the header it found.
     """
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [cell.strip().lower() for cell in row]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise AnnotationError(
-                    f"{_where(path, line)}: header {header} lacks column(s) {missing}")
-            continue
-        if len(row) > len(header):
-            raise AnnotationError(
-                f"{_where(path, line)}: {len(row)} fields for {len(header)} columns {header} "
-                "(an unquoted label with a comma?)")
+    header, lines, rows = _csv_table(path, required, delimiter)
+    for line, row in zip(lines, rows, strict=True):
         yield line, {name: (row[i].strip() if i < len(row) else "")
                      for i, name in enumerate(header)}
-    if header is None:
-        raise AnnotationError(f"{path}: empty CSV file (no header)")
+
+
+def read_csv_columns(
+    path: str | os.PathLike,
+    *,
+    required: Sequence[str] = (),
+    delimiter: str = ",",
+) -> tuple[list[int], dict[str, list[str]]]:
+    """:func:`read_csv_rows` as columns: ``(line numbers, {column: values})``, values stripped
+    (short rows filled with ``""``). No object per row: for files of 100Ks of rows."""
+    header, lines, rows = _csv_table(path, required, delimiter)
+    width = len(header)
+    if any(len(row) < width for row in rows):
+        rows = [row + [""] * (width - len(row)) for row in rows]
+    values = zip(*rows, strict=True) if rows else ([] for _ in header)
+    return lines, {name: list(map(str.strip, column))
+                   for name, column in zip(header, values, strict=True)}
 
 
 def read_json(path: str | os.PathLike) -> Any:

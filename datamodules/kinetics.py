@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
+
 from datamodules.annotated import AnnotatedVideoDataModule
 from datamodules.annotations import (
     AnnotationError,
-    Entry,
+    EntryTable,
     find_annotation,
-    read_csv_rows,
+    read_csv_columns,
 )
 from datamodules.base import Split
-from datamodules.records import VideoRecord
 
 __all__ = ["KineticsDataModule", "kinetics_clip_name"]
 
@@ -75,7 +76,7 @@ class KineticsDataModule(AnnotatedVideoDataModule):
             raise ValueError(f"test_split must be 'val' or 'test', got {test_split!r}")
         self.variant = variant
         self.test_split = test_split
-        self._rows: dict[str, list[tuple[str, int, dict[str, str]]]] = {}
+        self._columns: dict[str, tuple[str, list[int], dict[str, list[str]]]] = {}
 
     def annotation_file(self, split: Split) -> str:
         """Path of the CSV that lists ``split`` (``AnnotationError`` naming what was tried)."""
@@ -88,59 +89,86 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         return str(find_annotation(self.annotation_dir, candidates,
                                    f"Kinetics-{v} {split} CSV"))
 
-    def _read_rows(self, split: Split) -> list[tuple[str, int, dict[str, str]]]:
-        """``(file, line, row)`` of a split's CSV, parsed once (classes need the train rows)."""
-        if split not in self._rows:
+    def _read_columns(self, split: Split) -> tuple[str, list[int], dict[str, list[str]]]:
+        """``(file, line numbers, {column: values})`` of a split's CSV, parsed once (the
+        classes need the train CSV before its entries do)."""
+        if split not in self._columns:
             path = self.annotation_file(split)
-            self._rows[split] = [(path, line, row) for line, row in
-                                 read_csv_rows(path, required=("youtube_id", "time_start",
-                                                               "time_end"))]
-        return self._rows[split]
+            self._columns[split] = (path, *read_csv_columns(
+                path, required=("youtube_id", "time_start", "time_end")))
+        return self._columns[split]
 
     def read_classes(self) -> list[str]:
-        rows = self._read_rows("train")
-        labels = {row.get("label", "") for _, _, row in rows}
+        path, lines, columns = self._read_columns("train")
+        labels = columns.get("label", [""] * len(lines))
         if "" in labels:
-            path, line, _ = next(r for r in rows if not r[2].get("label"))
+            line = lines[labels.index("")]
             raise AnnotationError(f"{path}:{line}: train row without a label")
-        return sorted(labels)
+        return sorted(set(labels))
 
     def source_of(self, split: Split) -> Split:
         return self.test_split if split == "test" else split
 
-    def read_entries(self, split: Split) -> list[Entry]:
-        index = self.class_index
-        entries = []
-        for path, line, row in self._read_rows(split):
-            where = f"{path}:{line}"
-            try:
-                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-            except ValueError:
-                raise AnnotationError(
-                    f"{where}: time_start/time_end must be numbers, got "
-                    f"{row['time_start']!r}, {row['time_end']!r}") from None
-            youtube_id = row["youtube_id"]
-            if not youtube_id:
-                raise AnnotationError(f"{where}: empty youtube_id")
-            label_name = row.get("label", "")
-            label = index.label(label_name, where) if label_name else -1
-            entries.append(Entry(name=kinetics_clip_name(youtube_id, start, end), label=label,
-                                 where=where, start_sec=float(start), end_sec=float(end)))
-        return entries
+    def read_entries(self, split: Split) -> EntryTable:
+        # read once: the columns are not needed after this (the records are kept instead)
+        path, lines, columns = self._read_columns(split)
+        del self._columns[split]
+        youtube_ids = columns["youtube_id"]
+        if "" in youtube_ids:
+            raise AnnotationError(f"{path}:{lines[youtube_ids.index('')]}: empty youtube_id")
+        start, end = (self._seconds(columns[c], path, lines, columns)
+                      for c in ("time_start", "time_end"))
+        names = [kinetics_clip_name(youtube_id, s, e) for youtube_id, s, e
+                 in zip(youtube_ids, start.tolist(), end.tolist(), strict=True)]
+        return EntryTable(names, self._labels(columns.get("label"), path, lines),
+                          start_sec=start.astype(np.float64), end_sec=end.astype(np.float64),
+                          file=path, lines=lines)
 
-    def locate(self, entry: Entry, label: int) -> VideoRecord | tuple[str, ...] | None:
-        """The trimmed clip by name; else (encoded video only) the untrimmed source video,
-        read inside the annotation's time window."""
-        found = self.locator.find(entry.name)
-        if found.path is not None:
-            return VideoRecord(path=found.path, label=label)  # already cut to the window
-        if found.ambiguous:
-            return found.candidates
+    @staticmethod
+    def _seconds(values: list[str], path: str, lines: list[int],
+                 columns: dict[str, list[str]]) -> np.ndarray:
+        """Whole seconds ``[N]`` (``int64``) of a time column (decimals cut, as ``int()``)."""
+        try:
+            seconds = np.asarray(values, dtype=np.float64)
+        except ValueError:
+            seconds = None
+        if seconds is None or not np.isfinite(seconds).all():
+            seconds = np.empty(len(values))  # one by one: the first line that is not a number
+            for i, value in enumerate(values):
+                try:
+                    seconds[i] = int(float(value))
+                except (ValueError, OverflowError):
+                    raise AnnotationError(
+                        f"{path}:{lines[i]}: time_start/time_end must be numbers, got "
+                        f"{columns['time_start'][i]!r}, {columns['time_end'][i]!r}") from None
+        return np.trunc(seconds).astype(np.int64)
+
+    def _labels(self, names: list[str] | None, path: str, lines: list[int]) -> np.ndarray:
+        """Class indices ``[N]`` of the label column (``-1`` where empty or absent)."""
+        if names is None:
+            return np.full(len(lines), -1, dtype=np.int64)
+        index = self.class_index
+        label: dict[str, int] = {}
+        for name in set(names):  # one lookup per distinct name (400 of them, not one per row)
+            found = index.get(name) if name else -1
+            if found is None:  # raises, naming the first line that gives it
+                index.label(name, f"{path}:{lines[names.index(name)]}")
+            label[name] = found
+        return np.fromiter((label[name] for name in names), dtype=np.int64, count=len(names))
+
+    def locate_entries(self, entries: EntryTable
+                       ) -> tuple[list[str | tuple[str, ...] | None], np.ndarray]:
+        """The trimmed clip by name (its record reads it whole); else (encoded video only) the
+        untrimmed source video, read inside the annotation's time window."""
+        # clip names are bare: straight from the index of the tree, one dictionary look-up each
+        index = self.locator.index
+        places = [index.resolve(name) for name in entries.names]
+        windowed = np.zeros(len(places), dtype=bool)
         if self.folders:
-            return None  # a frame folder has no timestamps to trim by
-        youtube_id = entry.name.rsplit("_", 2)[0]  # ids may hold "_" themselves
-        found = self.locator.index.find(youtube_id)
-        if found.path is None:
-            return found.candidates if found.ambiguous else None
-        return VideoRecord(path=found.path, label=label, start_sec=entry.start_sec,
-                           end_sec=entry.end_sec)
+            return places, windowed  # a frame folder has no timestamps to trim by
+        for i, place in enumerate(places):
+            if place is None:
+                youtube_id = entries.names[i].rsplit("_", 2)[0]  # ids may hold "_" themselves
+                places[i] = index.resolve(youtube_id)
+                windowed[i] = isinstance(places[i], str)
+        return places, windowed

@@ -60,13 +60,19 @@ class VideoIndex:
 
     def _build(self) -> dict[str, str | tuple[str, ...]]:
         paths: dict[str, str | tuple[str, ...]] = {}
+        extensions = frozenset(self.extensions)
         for folder, dirs, files in os.walk(self.root, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            prefix = os.path.join(folder, "")
+            # string slicing, not os.path per file: Kinetics folders hold 100Ks of files
             for name in (dirs if self.frames else sorted(files)):
-                stem, ext = (name, "") if self.frames else os.path.splitext(name)
-                if not self.frames and ext.lower() not in self.extensions:
-                    continue
-                path = os.path.join(folder, name)
+                stem = name
+                if not self.frames:
+                    dot = name.rfind(".")  # os.path.splitext's split: the last dot, but
+                    stem = name[:dot]  # not one that only leading dots precede
+                    if dot <= 0 or name[dot:].lower() not in extensions or not stem.strip("."):
+                        continue
+                path = prefix + name
                 seen = paths.get(stem)
                 if seen is None:
                     paths[stem] = path
@@ -96,6 +102,11 @@ class VideoIndex:
         found = self.places(name)
         return Found(found[0] if len(found) == 1 else None, found)
 
+    def resolve(self, name: str) -> str | tuple[str, ...] | None:
+        """:meth:`find` as a plain value: the path, the places of an ambiguous name, or
+        ``None`` (a dictionary lookup: for 100Ks of names)."""
+        return self.paths.get(name)
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -121,6 +132,14 @@ class VideoLocator:
 
     def find(self, name: str) -> Found:
         """The file (or frame folder) that the annotation's ``name`` designates."""
+        found = self.resolve(name)
+        if isinstance(found, str):
+            return Found(found, (found,))
+        return Found(None, found or ())
+
+    def resolve(self, name: str) -> str | tuple[str, ...] | None:
+        """:meth:`find` as a plain value: the path, the places of an ambiguous name (two or
+        more), or ``None`` when missing."""
         name = name.replace("\\", "/").removeprefix("./")
         stem, ext = self._strip(name)
         if "/" in stem:
@@ -128,19 +147,19 @@ class VideoLocator:
         if not self.frames and ext:
             direct = os.path.join(self.root, name)
             if os.path.isfile(direct):  # the official flat layout costs one stat
-                return Found(direct, (direct,))
-        return self.index.find(stem)
+                return direct
+        return self.index.resolve(stem)
 
-    def _find_path(self, stem: str, ext: str) -> Found:
+    def _find_path(self, stem: str, ext: str) -> str | tuple[str, ...] | None:
         """A relative path: exactly that file, under ``root`` or under a folder below it."""
         if self.frames:
             direct = os.path.join(self.root, stem)
             if os.path.isdir(direct):
-                return Found(direct, (direct,))
+                return direct
         elif ext:
             direct = os.path.join(self.root, stem + ext)
             if os.path.isfile(direct):
-                return Found(direct, (direct,))
+                return direct
         # folders compared ignoring case: lists written on Windows spell them loosely (UCF101's
         # test lists say HandStandPushups/ for the folder HandstandPushups/)
         tail = (os.sep + os.path.normpath(stem)).casefold()
@@ -150,4 +169,6 @@ class VideoLocator:
         if len(matches) > 1 and ext:  # the listed extension breaks a tie (a.avi beside a.mp4)
             same = [p for p in matches if p.lower().endswith(ext)]
             matches = same or matches
-        return Found(matches[0] if len(matches) == 1 else None, tuple(matches))
+        if len(matches) == 1:
+            return matches[0]
+        return tuple(matches) or None

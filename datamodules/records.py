@@ -60,19 +60,38 @@ class RecordTable(Sequence[VideoRecord]):
     def from_records(cls, records: Iterable[VideoRecord]) -> RecordTable:
         if isinstance(records, RecordTable):
             return records
-        encoded, labels, frames, starts, ends = [], [], [], [], []
+        records = list(records)
         nan = float("nan")
-        for r in records:
-            encoded.append(r.path.encode("utf-8", "surrogateescape"))
-            labels.append(r.label)
-            frames.append(-1 if r.num_frames is None else r.num_frames)
-            starts.append(nan if r.start_sec is None else r.start_sec)
-            ends.append(nan if r.end_sec is None else r.end_sec)
+        return cls.from_columns(
+            [r.path for r in records], [r.label for r in records],
+            num_frames=[-1 if r.num_frames is None else r.num_frames for r in records],
+            start_sec=[nan if r.start_sec is None else r.start_sec for r in records],
+            end_sec=[nan if r.end_sec is None else r.end_sec for r in records])
+
+    @classmethod
+    def from_columns(cls, paths: Sequence[str], labels: Sequence[int] | np.ndarray, *,
+                     num_frames: Sequence[int] | np.ndarray | None = None,
+                     start_sec: Sequence[float] | np.ndarray | None = None,
+                     end_sec: Sequence[float] | np.ndarray | None = None) -> RecordTable:
+        """From one column per field, ``N`` long (no record objects on the way: 100Ks of
+        annotations go straight in). Missing values as stored (``-1``, NaN); a column left out
+        is all missing."""
+        encoded = [path.encode("utf-8", "surrogateescape") for path in paths]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
+
+        def column(values: Sequence | np.ndarray | None, dtype: type, missing: float
+                   ) -> np.ndarray:
+            if values is None:
+                return np.full(len(encoded), missing, dtype=dtype)
+            array = np.asarray(values, dtype=dtype)
+            if array.shape != (len(encoded),):
+                raise ValueError(f"a column of {array.shape} for {len(encoded)} paths")
+            return array
+
         return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets,
-                   np.array(labels, dtype=np.int64), np.array(frames, dtype=np.int64),
-                   np.array(starts, dtype=np.float64), np.array(ends, dtype=np.float64))
+                   column(labels, np.int64, -1), column(num_frames, np.int64, -1),
+                   column(start_sec, np.float64, np.nan), column(end_sec, np.float64, np.nan))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -84,6 +84,33 @@ def test_kinetics_bad_rows(tmp_path) -> None:
         _ = KineticsDataModule(str(tmp_path), **SMALL).classes
 
 
+def test_kinetics_csv_as_published_blank_short_and_quoted_rows(tmp_path) -> None:
+    """The columnar read keeps the row reader's rules: blank rows (empty, spaces, only
+    commas) skipped, short rows filled, quoted labels with commas, decimal times cut, an
+    empty youtube_id named by its line."""
+    for name in ("abc_000001_000011", "def_000002_000012"):
+        (tmp_path / f"{name}.mp4").touch()
+    (tmp_path / "ghi.mp4").touch()  # untrimmed source
+    fx.write_text(tmp_path / "train.csv", [
+        "label,youtube_id,time_start,time_end,split,is_cc", "", " ",
+        'abseiling,abc,1,11,train,0', ',,,,,', '"tying bow tie, or knot",def,2.9,12.2,train',
+        'abseiling,ghi,3,13'])
+    dm = KineticsDataModule(str(tmp_path), **SMALL)
+    assert dm.classes == ["abseiling", "tying bow tie, or knot"]
+    records = dm.build_records("train")
+    assert [(Path(r.path).name, r.label, r.start_sec, r.end_sec) for r in records] == [
+        ("abc_000001_000011.mp4", 0, None, None), ("def_000002_000012.mp4", 1, None, None),
+        ("ghi.mp4", 0, 3.0, 13.0)]
+    fx.write_text(tmp_path / "train.csv", ["label,youtube_id,time_start,time_end",
+                                           "abseiling,abc,1,11", "abseiling,,1,11"])
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: empty youtube_id"):
+        KineticsDataModule(str(tmp_path), **SMALL).build_records("train")
+    fx.write_text(tmp_path / "train.csv", ["label,youtube_id,time_start,time_end",
+                                           "abseiling,abc,1,11", "abseiling,def,2,nan"])
+    with pytest.raises(AnnotationError, match=r"train\.csv:3: time_start.*'nan'"):
+        KineticsDataModule(str(tmp_path), **SMALL).build_records("train")
+
+
 def test_hmdb_bad_mark_and_missing_split_files(tmp_path) -> None:
     fx.write_text(tmp_path / "run_test_split1.txt", ["a.avi 1 ", "b.avi 7 "])
     dm = HMDB51DataModule(str(tmp_path), **SMALL)

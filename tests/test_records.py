@@ -28,6 +28,17 @@ def test_round_trip_and_sequence_behaviour() -> None:
         table[4]
 
 
+def test_a_table_from_columns_reads_back_as_its_records() -> None:
+    nan = float("nan")
+    table = RecordTable.from_columns(
+        [r.path for r in RECORDS], [r.label for r in RECORDS], num_frames=[-1, 48, -1, 0],
+        start_sec=[nan, nan, 10.0, 0.0], end_sec=[nan, nan, 20.5, nan])
+    assert list(table) == RECORDS
+    assert list(RecordTable.from_columns(["/a.mp4"], [2])) == [VideoRecord("/a.mp4", 2)]
+    with pytest.raises(ValueError, match="column"):
+        RecordTable.from_columns(["/a.mp4", "/b.mp4"], [0])
+
+
 def test_dataset_records_are_a_table(synthetic_root) -> None:
     from datamodules import SyntheticFineGrainedDataModule
     from tests.conftest import TINY_SYNTHETIC
