@@ -133,9 +133,10 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         except ValueError:
             seconds = None
         if seconds is None or not np.isfinite(seconds).all():
-            for i, value in enumerate(values):  # the first line that is not a number
+            seconds = np.empty(len(values))  # one by one: the first line that is not a number
+            for i, value in enumerate(values):
                 try:
-                    int(float(value))
+                    seconds[i] = int(float(value))
                 except (ValueError, OverflowError):
                     raise AnnotationError(
                         f"{path}:{lines[i]}: time_start/time_end must be numbers, got "
@@ -147,9 +148,12 @@ class KineticsDataModule(AnnotatedVideoDataModule):
         if names is None:
             return np.full(len(lines), -1, dtype=np.int64)
         index = self.class_index
-        # one lookup per distinct name (400 of them, not one per row)
-        label = {name: index.label(name, f"{path}:{lines[names.index(name)]}") if name else -1
-                 for name in set(names)}
+        label: dict[str, int] = {}
+        for name in set(names):  # one lookup per distinct name (400 of them, not one per row)
+            found = index.get(name) if name else -1
+            if found is None:  # raises, naming the first line that gives it
+                index.label(name, f"{path}:{lines[names.index(name)]}")
+            label[name] = found
         return np.fromiter((label[name] for name in names), dtype=np.int64, count=len(names))
 
     def locate_entries(self, entries: EntryTable
