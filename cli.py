@@ -191,8 +191,10 @@ class FinegrainCLI(LightningCLI):
         if best:
             rank_zero_info(f"best checkpoint: {best}")
         if self.config.fit.get("test_after_fit"):
+            # the path itself, not "best": LastCheckpoint is a second ModelCheckpoint, and
+            # "best" makes Lightning warn on every run that it picked the first one
             self.trainer.test(self.model, datamodule=self.datamodule,
-                              ckpt_path="best" if best else None, weights_only=True)
+                              ckpt_path=best or None, weights_only=True)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> FinegrainCLI:

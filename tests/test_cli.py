@@ -44,7 +44,13 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_fit_twice_then_test_from_checkpoint(tmp_path, synthetic_root) -> None:
     tiny = tiny_overrides(tmp_path, synthetic_root)
     for _ in range(2):  # a second run must not clash with the first one's config.yaml
-        run_cli("fit", "--config", str(DEMO), "--config", str(tiny), cwd=tmp_path)
+        result = run_cli("fit", "--config", str(DEMO), "--config", str(tiny), cwd=tmp_path)
+        printed = result.stdout + result.stderr
+        # the noise a run used to print: project's own silenced, dependencies' filtered
+        for noise in ("litlogger", "anonymous", "LeafSpec", "multiple `ModelCheckpoint`",
+                      "sync_dist", "Total FLOPs: 0", "will be deleted"):
+            assert noise not in printed, noise
+        assert "test/acc1_video" in printed  # the test after fit ran and reported
     runs = sorted((tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
     for run in runs:

@@ -124,3 +124,22 @@ def test_partial_bn_frozen_stages_and_backbone_lr_mult() -> None:
     partial = recognizer(3, batch_norm="partial").train()
     first = next(m for m in partial.backbone.modules() if isinstance(m, nn.BatchNorm3d))
     assert first.training  # TSN §3.2: the first BN layer keeps adapting
+
+
+def test_init_weights_callback_not_strict_skips_a_classifier_of_another_class_count(
+        tmp_path, caplog) -> None:
+    from lightning_modules.callbacks import InitWeightsFromCheckpoint
+
+    source = recognizer(8)
+    ckpt = save_checkpoint(source, tmp_path / "eight.ckpt")
+    target = recognizer(3)
+    fresh_fc = target.head.fc.weight.clone()
+    with caplog.at_level("INFO"):
+        InitWeightsFromCheckpoint(str(ckpt), strict=False).setup(None, target, "fit")
+    theirs = dict(source.backbone.named_parameters())
+    for name, p in target.backbone.named_parameters():
+        assert torch.equal(p, theirs[name]), name
+    assert torch.equal(target.head.fc.weight, fresh_fc)  # 3 classes: left as initialised
+    assert "other shape, left as initialised ['head.fc.weight', 'head.fc.bias']" in caplog.text
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        InitWeightsFromCheckpoint(str(ckpt)).setup(None, recognizer(3), "fit")

@@ -35,25 +35,14 @@ def _names(class_names: Sequence[str] | None, k: int) -> list[str]:
     return list(class_names) if class_names is not None else [str(i) for i in range(k)]
 
 
-def confusion_figure(
-    matrix: Tensor, class_names: Sequence[str] | None = None, normalize: bool = True,
-    title: str = "confusion matrix", ax_size: float | None = None,
-) -> np.ndarray:
-    """Heat map of a ``[K, K]`` confusion matrix (row = true, column = predicted).
-
-    ``normalize`` colours each row by its share (recall); counts are written in the cells when
-    ``K <= 30`` (beyond that they are unreadable).
-    """
-    counts = matrix.detach().cpu().double()
+def _draw_confusion(ax, counts: Tensor, names: list[str], normalize: bool, title: str,
+                    width: int):
+    """One heat map on ``ax``: rows coloured by their share (``normalize``) or by counts, the
+    counts written in the cells up to 30 classes; returns the image (for a colour bar)."""
     k = counts.shape[0]
     values = counts / counts.sum(1, keepdim=True).clamp(min=1) if normalize else counts
-    names = _names(class_names, k)
-    side = ax_size or min(24.0, max(4.5, 0.45 * k + 2.5))
-    figure, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
     image = ax.imshow(values.numpy(), cmap="Blues", vmin=0.0,
                       vmax=1.0 if normalize else max(1.0, float(values.max())))
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                    label="share of the true class" if normalize else "videos")
     if k <= 60:
         ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(k), names, fontsize=7)
@@ -65,9 +54,29 @@ def confusion_figure(
                     ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
                             color="white" if values[i, j] > threshold else "black")
     ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
     # a long run name wraps instead of running off the figure
-    ax.set_title(textwrap.fill(title, width=max(30, int(7 * side))), fontsize=10)
+    ax.set_title(textwrap.fill(title, width=width), fontsize=10)
+    return image
+
+
+def confusion_figure(
+    matrix: Tensor, class_names: Sequence[str] | None = None, normalize: bool = True,
+    title: str = "confusion matrix", ax_size: float | None = None,
+) -> np.ndarray:
+    """Heat map of a ``[K, K]`` confusion matrix (row = true, column = predicted).
+
+    ``normalize`` colours each row by its share (recall); counts are written in the cells when
+    ``K <= 30`` (beyond that they are unreadable).
+    """
+    counts = matrix.detach().cpu().double()
+    k = counts.shape[0]
+    side = ax_size or min(24.0, max(4.5, 0.45 * k + 2.5))
+    figure, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
+    image = _draw_confusion(ax, counts, _names(class_names, k), normalize, title,
+                            width=max(30, int(7 * side)))
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                    label="share of the true class" if normalize else "videos")
+    ax.set_ylabel("true class")
     figure.tight_layout()
     return figure_to_array(figure)
 
@@ -76,24 +85,23 @@ def compare_confusion_figure(
     baseline: Tensor, model: Tensor, class_names: Sequence[str] | None = None,
     titles: tuple[str, str] = ("baseline", "fine-grained"),
 ) -> np.ndarray:
-    """Two row-normalised confusion matrices side by side (dfb Fig. 3)."""
+    """Two row-normalised confusion matrices side by side (dfb Fig. 3), video counts in the
+    cells and one colour bar for both."""
     k = baseline.shape[0]
     names = _names(class_names, k)
     side = min(14.0, max(4.0, 0.4 * k + 2.5))
-    figure, axes = plt.subplots(1, 2, figsize=(2 * side, side), dpi=100)
+    # constrained layout leaves room for a colour bar shared by both axes; tight_layout cannot
+    figure, axes = plt.subplots(1, 2, figsize=(2 * side + 1.2, side), dpi=100,
+                                layout="constrained")
     for ax, matrix, title in zip(axes, (baseline, model), titles, strict=True):
         counts = matrix.detach().cpu().double()
-        values = counts / counts.sum(1, keepdim=True).clamp(min=1)
         accuracy = float(counts.diagonal().sum() / counts.sum().clamp(min=1))
-        ax.imshow(values.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-        if k <= 60:
-            ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
-            ax.set_yticks(range(k), names, fontsize=7)
-        ax.set_title(textwrap.fill(f"{title} (acc {100 * accuracy:.1f} %)",
-                                   width=max(30, int(7 * side))), fontsize=10)
-        ax.set_xlabel("predicted class")
+        image = _draw_confusion(ax, counts, names, True,
+                                f"{title} (acc {100 * accuracy:.1f} %)",
+                                width=max(30, int(7 * side)))
     axes[0].set_ylabel("true class")
-    figure.tight_layout()
+    figure.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02,
+                    label="share of the true class (numbers: videos)")
     return figure_to_array(figure)
 
 

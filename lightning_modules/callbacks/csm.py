@@ -338,7 +338,9 @@ class InitWeightsFromCheckpoint(pl.Callback):
 
     Args:
         path: the previous stage's checkpoint (e.g. ``runs/u2s/stage1/last.ckpt``).
-        strict: require exactly matching keys.
+        strict: require exactly matching keys and shapes; with ``False``, entries missing on
+            either side and entries whose shape differs (a classifier for another class
+            count) are left as initialised, and listed.
     """
 
     def __init__(self, path: str, strict: bool = True) -> None:
@@ -355,15 +357,18 @@ class InitWeightsFromCheckpoint(pl.Callback):
                 "stage's config first (or point init_args.path at its checkpoint)"
             )
         checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
-        result = pl_module.load_state_dict(checkpoint["state_dict"], strict=self.strict)
-        rank_zero_info(
-            f"InitWeightsFromCheckpoint: weights from {self.path}"
-            + (
-                f" (missing {result.missing_keys}, unexpected {result.unexpected_keys})"
-                if result.missing_keys or result.unexpected_keys
-                else ""
-            )
-        )
+        state, reshaped = checkpoint["state_dict"], []
+        if not self.strict:  # load_state_dict raises on a shape mismatch even when not strict
+            own = pl_module.state_dict()
+            reshaped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+            state = {k: v for k, v in state.items() if k not in reshaped}
+        result = pl_module.load_state_dict(state, strict=self.strict)
+        missing = [k for k in result.missing_keys if k not in reshaped]
+        notes = [f"{label} {keys}" for label, keys in (
+            ("missing", missing), ("unexpected", result.unexpected_keys),
+            ("other shape, left as initialised", reshaped)) if keys]
+        rank_zero_info(f"InitWeightsFromCheckpoint: weights from {self.path}"
+                       + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 __all__ = [
