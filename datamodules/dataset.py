@@ -40,7 +40,10 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     that decoded (``B`` may be 0 in evaluation: then ``video`` is an empty ``[0, 3, 0, 0, 0]``
     tensor, so device-side normalisation passes it through), and for
     the records that did not: ``unreadable_index`` ``[S]`` (dataset positions),
-    ``unreadable_path`` and ``unreadable_reason`` (lists of ``S`` strings).
+    ``unreadable_path`` and ``unreadable_reason`` (lists of ``S`` strings). ``num_replaced``
+    (an ``int``, host-side): training samples whose own video was unreadable and that carry
+    the next readable one instead — each unreadable record once, however many unreadable
+    neighbours its replacement passed over (those count when their own sample comes).
     """
     failures = [failure for sample in samples for failure in sample["unreadable"]]
     readable = [{k: v for k, v in s.items() if k != "unreadable"}
@@ -54,6 +57,7 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     batch["unreadable_index"] = torch.tensor([f[0] for f in failures], dtype=torch.long)
     batch["unreadable_path"] = [f[1] for f in failures]
     batch["unreadable_reason"] = [f[2] for f in failures]
+    batch["num_replaced"] = sum(1 for s in readable if s["skipped"])
     return batch
 
 

@@ -14,7 +14,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
 from datamodules.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalization
 from lightning_modules.cli_errors import plain_values
@@ -73,7 +73,8 @@ class VideoRecognizer(pl.LightningModule):
 
     Logged: ``train/loss`` and ``train/acc1`` (every step, in the progress bar),
     ``train/loss_<branch>`` (on the steps Lightning writes to the loggers, every
-    ``log_every_n_steps``), ``train/skipped_videos`` (per epoch);
+    ``log_every_n_steps``), ``train/skipped_videos`` (per epoch, over all
+    ranks: training samples whose unreadable video was replaced by the next readable one);
     ``val/loss``, ``val/acc1``, ``val/acc5``, ``val/mean_class_acc`` (final branch:
     ``head.final_branch``), ``val/acc1_<branch>``, ``val/acc5_<branch>``,
     ``val/mean_class_acc_<branch>`` (:func:`~lightning_modules.metrics.classification_metrics`);
@@ -133,7 +134,10 @@ class VideoRecognizer(pl.LightningModule):
         self.val_loss = MeanMetric()
         self.val_metrics = nn.ModuleDict({
             branch: classification_metrics(num_classes) for branch in self.head.branches})
-        self._train_skipped = 0  # replaced training videos in the running epoch
+        # replaced training videos; a metric so that the epoch's count is summed over ranks and
+        # written at the epoch's end however it ends (last batch, max_steps, limit_train_batches)
+        self.train_skipped = SumMetric()
+        self._train_skipped_logged = False
         self._test_rows = ResultAccumulator()
         self._test_unreadable: list[Tensor] = []  # dataset indices of unreadable test videos
         self._predict_rows = ResultAccumulator()
@@ -208,15 +212,19 @@ class VideoRecognizer(pl.LightningModule):
             for name, value in losses.items():
                 if name != "loss":
                     self.log(f"train/{name}", value, batch_size=batch_size)
-        # replaced unreadable videos: the batch names them (host-side, no device sync)
-        self._train_skipped += len(batch.get("unreadable_path") or ())
-        if trainer.is_last_batch:
-            self.log("train/skipped_videos", float(self._train_skipped), on_step=False,
-                     on_epoch=True, batch_size=1)
+        # replaced unreadable videos: the batch counts them (host-side, no device sync). The
+        # metric is logged once per epoch, on every rank alike; Lightning computes it (the sum
+        # over steps and ranks) when the epoch ends and then resets it.
+        replaced = batch.get("num_replaced", 0)
+        if replaced:
+            self.train_skipped.update(float(replaced))
+        if not self._train_skipped_logged:
+            self.log("train/skipped_videos", self.train_skipped, on_step=False, on_epoch=True)
+            self._train_skipped_logged = True
         return losses["loss"]
 
     def on_train_epoch_start(self) -> None:
-        self._train_skipped = 0
+        self._train_skipped_logged = False
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._count_unreadable("val", batch)

@@ -116,7 +116,20 @@ class FaultyDataModule(VideoDataModule):
         return self._records
 
 
-def test_short_fit_survives_broken_videos_and_logs_the_count(good_records, tmp_path) -> None:
+class TrainBatches(pl.Callback):
+    """Keeps the host-side fields of every training batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen.append({"num_replaced": batch["num_replaced"]})
+
+
+@pytest.mark.parametrize("length", [{"max_epochs": 1}, {"max_epochs": 1, "max_steps": 4}],
+                         ids=["whole epoch", "epoch cut by max_steps"])
+def test_short_fit_survives_broken_videos_and_logs_the_count(good_records, tmp_path,
+                                                             length) -> None:
     dm = FaultyDataModule(
         faulty_records(good_records, tmp_path / "faults"), num_frames=4, batch_size=4,
         num_workers=0, train_crop_size=32, test_crop_size=32, short_side=36,
@@ -124,12 +137,19 @@ def test_short_fit_survives_broken_videos_and_logs_the_count(good_records, tmp_p
     model = VideoRecognizer(VideoResNet(depth=18, temporal="i3d", width_multiplier=0.125),
                             GAPHead, num_classes=4,
                             optimizer=lambda p: torch.optim.SGD(p, lr=0.01))
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False,
+    trainer = pl.Trainer(**length, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          limit_val_batches=1, default_root_dir=tmp_path)
+    batches = TrainBatches()
+    trainer.callbacks.append(batches)
     with pytest.warns(UserWarning, match="unreadable"):
         trainer.fit(model, dm)
-    assert trainer.callback_metrics["train/skipped_videos"] > 0
+    logged = trainer.logged_metrics["train/skipped_videos"]
+    # written even when max_steps ends the epoch early: the samples replaced in its batches
+    assert logged == sum(b["num_replaced"] for b in batches.seen)
+    # a whole epoch: each of the 5 faulty records once, not the 5 + 4 + 3 + 2 + 1 records that
+    # the chains of replacements pass over (they sit next to each other); 4 of 5 batches: fewer
+    assert logged == 5 if "max_steps" not in length else 0 < logged < 5
 
 
 def test_test_split_reports_and_counts_only_readable_videos(good_records, tmp_path) -> None:
