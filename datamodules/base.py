@@ -343,7 +343,9 @@ class VideoDataModule(pl.LightningDataModule):
         """Shuffled batches whose order and augmentation depend on (seed, epoch, index) only
         (``datamodules.randomness``); a ``StatefulDataLoader``, so a checkpoint taken
         mid-epoch resumes with the batches not yet seen, also under DDP (the sampler deals
-        this rank's share of the epoch: the trainer's ``world_size`` and ``global_rank``)."""
+        this rank's share of the epoch: the trainer's ``world_size`` and ``global_rank``;
+        with ``Trainer(use_distributed_sampler=False)`` every rank gets the whole epoch, as
+        Lightning leaves a loader it does not shard)."""
         if "train" not in self.datasets:
             self.datasets["train"] = self.make_dataset("train")
         dataset = self.datasets["train"]
@@ -352,7 +354,7 @@ class VideoDataModule(pl.LightningDataModule):
         # so the loader's saved state holds the epoch and position (datamodules.randomness)
         trainer = self.trainer
         ranks = ({"num_replicas": trainer.world_size, "rank": trainer.global_rank}
-                 if trainer is not None else {})
+                 if trainer is not None and _shards_for_ddp(trainer) else {})
         return StatefulDataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -375,3 +377,10 @@ class VideoDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False)
+
+
+def _shards_for_ddp(trainer: pl.Trainer) -> bool:
+    """Whether the trainer shards training data (``Trainer(use_distributed_sampler=…)``, kept
+    only on its private connector; ``True`` where that is not there)."""
+    connector = getattr(trainer, "_accelerator_connector", None)
+    return bool(getattr(connector, "use_distributed_sampler", True))

@@ -4,7 +4,10 @@ transform and with torchvision v2 transforms (``V2Transform``), which draw from 
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pytest
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from pytorch_lightning.utilities.data import _update_dataloader
@@ -103,3 +106,18 @@ def test_a_bare_index_keeps_the_global_generator(datamodule) -> None:
     first = dataset[5]["video"]
     torch.manual_seed(0)
     assert torch.equal(first, dataset[5]["video"])
+
+
+@pytest.mark.parametrize("shard", [True, False])
+def test_the_train_sampler_shards_as_the_trainer_says(datamodule, shard: bool) -> None:
+    """Rank 1 of 2 gets its half of the epoch, or, with ``use_distributed_sampler=False``, the
+    whole epoch (Lightning then leaves sharding to the user, and so does the datamodule)."""
+    trainer = pl.Trainer(accelerator="cpu", use_distributed_sampler=shard, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False)
+    datamodule.trainer = trainer
+    # rank 1 of a 2-process run, as the strategy would report it
+    with patch.object(pl.Trainer, "world_size", 2), patch.object(pl.Trainer, "global_rank", 1):
+        sampler = datamodule.train_dataloader().sampler
+    size = len(datamodule.datasets["train"])
+    assert (sampler.num_replicas, sampler.rank) == ((2, 1) if shard else (1, 0))
+    assert len(sampler) == (size // 2 if shard else size)
