@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,10 @@ TINY_SYNTHETIC = {
     "batch_size": 4,
     "num_workers": 0,
 }
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on (for a process group's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,7 +9,6 @@ batch, no sanity check, and only the callback that the comparison reads."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,11 @@ import yaml
 
 from cli import main
 from lightning_modules.analysis import load_predictions
+from tests.conftest import free_port
 from tests.test_cli import DEMO
 from tests.test_ddp import NUM_VIDEOS, overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lean(path: Path, **trainer: Any) -> dict:

@@ -12,7 +12,8 @@ monitored callback keeps the best files only, and this separate, unmonitored cal
 A resumed fit must also draw what the uninterrupted one would have drawn: the data's randomness
 is a function of (seed, epoch, index) (``datamodules.randomness``), and the model's (dropout)
 comes from the global generators, which Lightning does not checkpoint; this callback's state
-carries them (in every checkpoint of the run, whichever callback writes it).
+carries them (in every checkpoint of the run, whichever callback writes it), each rank's own under
+DDP: ranks whose streams differ (uneven draws, per-rank seeds) resume each with its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -91,14 +93,38 @@ class LastCheckpoint(ModelCheckpoint):
         rank_zero_info(f"SIGTERM: saved {self.best_model_path} (step {trainer.global_step})")
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "rng_states": _rng_states()}
+        return {**super().state_dict(), "rng_states": _every_ranks_rng_states()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         rng_states = state_dict.pop("rng_states", None)
         super().load_state_dict(state_dict)
         if rng_states is not None:
-            _set_rng_states(rng_states)
+            _set_rng_states(_this_ranks(rng_states))
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _every_ranks_rng_states() -> list[dict[str, Any]]:
+    """Every rank's global generators, in rank order. A collective under DDP: Lightning builds
+    a checkpoint's contents on every rank (then rank 0 writes it)."""
+    states = _rng_states()
+    if not _distributed():
+        return [states]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, states)
+    return gathered
+
+
+def _this_ranks(states: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """This rank's entry (rank 0's when the run had fewer ranks; a checkpoint written before
+    per-rank states holds one dict)."""
+    if isinstance(states, dict):
+        return states
+    rank = dist.get_rank() if _distributed() else 0
+    return states[rank] if rank < len(states) else states[0]
 
 
 def _rng_states() -> dict[str, Any]:
