@@ -43,6 +43,7 @@ _VALUE_DUMP = re.compile(r"\.? Got value: Namespace\((?:class_path='([^']+)')?.*
 _CLASS = re.compile(r"^Problem with given class_path '([^']+)':\s*(.*)$")
 _UNKNOWN_OPTION = re.compile(r"Option '([^']+)' is not accepted")
 _UNKNOWN_SUBCOMMAND_OPTION = re.compile(r"(?:Group '([^']+)' )?does not accept option '([^']+)'")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.+)$")
 _HINT = "(--help lists every option; JSONARGPARSE_DEBUG=true shows jsonargparse's full report)"
 _MAX_LINES = 4
 
@@ -126,6 +127,10 @@ def condense(message: str, known_keys: Iterable[str] = ()) -> list[str]:
         if unknown:
             group, option = unknown.groups()
             text += _did_you_mean(f"{group}.{option}" if group else option, known_keys)
+        unrecognized = _UNRECOGNIZED.search(text)
+        if unrecognized:  # argparse's message for a command-line option (no abbreviations)
+            options = [a for a in unrecognized.group(1).split() if a.startswith("--")]
+            text += "".join(_did_you_mean(a[2:].partition("=")[0], known_keys) for a in options)
         leaves.append([prefix, class_path, text])
     lines = [f"{key}{f' ({owner})' if owner else ''}: {text}" if key else text
              for key, owner, text in leaves]
@@ -148,7 +153,16 @@ def _option_keys(parser: Any) -> list[str]:
 
 
 class ShortErrorParser(LightningArgumentParser):
-    """``LightningArgumentParser`` whose errors are a few lines: ``error: key: what is wrong``."""
+    """``LightningArgumentParser`` whose errors are a few lines: ``error: key: what is wrong``.
+
+    Abbreviated options are refused (``allow_abbrev=False``, jsonargparse 5's default):
+    argparse otherwise takes a mistyped option that is the prefix of a real one as that option,
+    so ``--trainer.max_epoch=3`` silently set ``max_epochs`` and ``--model.init_args.init=…``
+    whichever ``init_…`` key it happened to prefix uniquely.
+    """
+
+    def __init__(self, *args: Any, allow_abbrev: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         from jsonargparse._common import debug_mode_active

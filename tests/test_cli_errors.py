@@ -101,3 +101,10 @@ def test_restricted_numbers_become_plain_for_weights_only_checkpoints(tmp_path) 
     assert type(config.a) is int and type(config.b[0].c) is float and config.d is True
     torch.save({"hparams": config.as_dict()}, tmp_path / "x.pt")
     assert torch.load(tmp_path / "x.pt", weights_only=True)["hparams"]["a"] == 3
+
+
+def test_a_mistyped_option_that_prefixes_a_real_one_is_refused(capsys, tmp_path) -> None:
+    """argparse would take ``--trainer.max_epoch`` as ``--trainer.max_epochs``."""
+    lines = cli_error(capsys, tmp_path, "--trainer.max_epoch=3")
+    assert len(lines) == 2, lines
+    assert "trainer.max_epoch" in lines[0] and "did you mean 'trainer.max_epochs'" in lines[0]
