@@ -349,6 +349,13 @@ class SyntheticFineGrainedDataModule(VideoDataModule):
         """Where the flow folders of the generated videos go (``video_backend="flow"``)."""
         return self.root / "flow-fast"
 
+    def video_root(self, split: str) -> str:
+        """:meth:`VideoDataModule.video_root`; for flow, the flow folder, whose layout mirrors
+        the videos': result files then name a video as the RGB run's do (late fusion matches
+        the two streams by that name)."""
+        root = super().video_root(split)
+        return str(self.flow_root) if self.flow and root == self.data_root else root
+
     def prepare_data(self) -> None:
         generate_benchmark(self.root, **self.generation)
         if self.flow and not self.flow_root.exists():

@@ -191,7 +191,9 @@ def test_flow_fit_and_test_on_a_tiny_synthetic_set(synthetic_root, tmp_path) -> 
     from datamodules import SyntheticFineGrainedDataModule
     from datamodules.flow import FLOW_MEAN, FLOW_STD
     from lightning_modules import VideoRecognizer
-    from lightning_modules.callbacks import ReversedTimeEvaluation
+    from lightning_modules.analysis import load_predictions
+    from lightning_modules.analysis.fusion import fuse
+    from lightning_modules.callbacks import ReversedTimeEvaluation, TestPredictionsWriter
     from tests.conftest import TINY_SYNTHETIC
 
     tiny = {**TINY_SYNTHETIC, "train_per_class": 2, "val_per_class": 1, "test_per_class": 1,
@@ -207,7 +209,9 @@ def test_flow_fit_and_test_on_a_tiny_synthetic_set(synthetic_root, tmp_path) -> 
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          accelerator="cpu", num_sanity_val_steps=0,
-                         default_root_dir=str(tmp_path), callbacks=[ReversedTimeEvaluation()])
+                         default_root_dir=str(tmp_path),
+                         callbacks=[ReversedTimeEvaluation(),
+                                    TestPredictionsWriter(dirpath=str(tmp_path / "flow"))])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(model, datamodule=dm)
@@ -218,6 +222,17 @@ def test_flow_fit_and_test_on_a_tiny_synthetic_set(synthetic_root, tmp_path) -> 
     batch = next(iter(dm.test_dataloader()))
     assert batch["video"].shape[1:] == (10, 4, 4, 24, 24)  # [B, V, 2L, T, H, W]
     assert results[0]["test/num_videos"] == dm.num_classes
+    # late fusion with the RGB stream of the same videos: the two result files name them alike
+    rgb_dm = SyntheticFineGrainedDataModule(data_dir=str(synthetic_root), **tiny)
+    rgb = VideoRecognizer(models.VideoResNet(depth=18, temporal="none", width_multiplier=0.125),
+                          models.GAPHead, num_classes=dm.num_classes)
+    pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+               accelerator="cpu", default_root_dir=str(tmp_path),
+               callbacks=[TestPredictionsWriter(dirpath=str(tmp_path / "rgb"))]
+               ).test(rgb, datamodule=rgb_dm, verbose=False)
+    streams = [load_predictions(tmp_path / s / "test_predictions.pt") for s in ("rgb", "flow")]
+    assert streams[0]["video_ids"][0].endswith(".mp4")
+    assert len(fuse(streams)["video_ids"]) == dm.num_classes
 
 
 @pytest.mark.parametrize("sampling", ["uniform", "dense"])

@@ -9,7 +9,7 @@ import torch
 
 from lightning_modules.analysis import load_predictions, save_predictions
 from lightning_modules.analysis.commands import main as analyze
-from lightning_modules.analysis.fusion import fuse
+from lightning_modules.analysis.fusion import align, fuse
 
 NAMES = ["open", "close", "push"]
 RGB = {"a": [0.6, 0.3, 0.1], "b": [0.2, 0.5, 0.3], "c": [0.1, 0.2, 0.7], "d": [0.5, 0.4, 0.1]}
@@ -65,3 +65,18 @@ def test_equal_weights_by_default_and_mismatches_named(tmp_path) -> None:
         analyze(["fuse", str(tmp_path / "rgb.pt"), str(tmp_path / "short.pt")])
     with pytest.raises(ValueError, match="2 weights for 3 streams"):
         fuse(streams + streams[:1], [1, 1])
+
+
+def test_streams_match_by_path_without_the_video_extension(tmp_path) -> None:
+    """An RGB run names ``<class>/<video>.avi``, a flow run the flow folder ``<class>/<video>``."""
+    rgb_ids = {"a": "x/a.avi", "b": "x/b.AVI", "c": "y.v2/c.mp4", "d": "y.v2/d"}  # d: frames
+    flow_ids = {"a": "x/a", "b": "x/b", "c": "y.v2/c", "d": "y.v2/d"}
+    streams = (("rgb", RGB, rgb_ids, "abcd"), ("flow", FLOW, flow_ids, "dcba"))
+    for name, probs, ids, order in streams:
+        save_predictions(tmp_path / f"{name}.pt", video_ids=[ids[v] for v in order],
+                         index=torch.arange(4), labels=torch.tensor([LABELS[v] for v in order]),
+                         class_names=NAMES, probs={"avg": torch.tensor([probs[v] for v in order])},
+                         final="avg")
+    streams = [load_predictions(tmp_path / f"{s}.pt") for s in ("rgb", "flow")]
+    rgb_order, flow_order = align(streams, ["rgb", "flow"])
+    assert rgb_order.tolist() == [0, 1, 2, 3] and flow_order.tolist() == [3, 2, 1, 0]

@@ -2,21 +2,31 @@
 the weighted mean of each stream's per-video softmax probabilities.
 
 Streams are prediction files (:mod:`lightning_modules.analysis.predictions`) of the same test
-split, matched by video id (the RGB run reads ``<video>.mp4`` or ``<video>/img_*.jpg``, the
-flow run ``<video>/flow_*.jpg``: both ids are ``<video>``). TSN weights the flow stream 1.5
+split, matched by video id — each video's path relative to its run's data root — with a video
+file's extension left out: the RGB run reads ``<class>/<video>.mp4`` (or the frame folder
+``<class>/<video>/``), the flow run ``<class>/<video>/flow_*.jpg`` under its own root, and both
+are ``<class>/<video>``. TSN weights the flow stream 1.5
 against RGB 1 (Wang et al., §4.2 "Two-stream fusion"), the common choice; equal weights are the
 s3d/I3D choice (the average of the two streams' predictions).
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from datamodules.annotations import VIDEO_EXTENSIONS
 from lightning_modules.analysis.confusion import confusion_matrix, per_class_accuracy
+
+
+def stream_key(video_id: str) -> str:
+    """The id streams are matched by: ``video_id`` without a video file's extension."""
+    stem, extension = posixpath.splitext(video_id)
+    return stem if extension.lower() in VIDEO_EXTENSIONS else video_id
 
 
 def align(streams: Sequence[dict[str, Any]], names: Sequence[str]) -> list[Tensor]:
@@ -26,14 +36,14 @@ def align(streams: Sequence[dict[str, Any]], names: Sequence[str]) -> list[Tenso
     lists, labels or video ids do not allow a match.
     """
     first = streams[0]
-    ids = first["video_ids"]
+    ids = [stream_key(v) for v in first["video_ids"]]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{names[0]}: video ids repeat, so streams cannot be matched by id")
     rows = []
     for stream, name in zip(streams, names, strict=True):
         if stream["class_names"] != first["class_names"]:
             raise ValueError(f"{name} has another class list than {names[0]}")
-        position = {v: i for i, v in enumerate(stream["video_ids"])}
+        position = {stream_key(v): i for i, v in enumerate(stream["video_ids"])}
         if len(position) != len(stream["video_ids"]):
             raise ValueError(f"{name}: video ids repeat, so streams cannot be matched by id")
         missing = [v for v in ids if v not in position]
