@@ -216,7 +216,8 @@ class VideoRecognizer(pl.LightningModule):
         # metric is logged once per epoch, on every rank alike; Lightning computes it (the sum
         # over steps and ranks) when the epoch ends and then resets it.
         replaced = batch.get("num_replaced", 0)
-        if replaced:
+        # updated at least once an epoch: torchmetrics warns on compute() before any update
+        if replaced or not self._train_skipped_logged:
             self.train_skipped.update(float(replaced))
         if not self._train_skipped_logged:
             self.log("train/skipped_videos", self.train_skipped, on_step=False, on_epoch=True)
