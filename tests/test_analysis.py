@@ -254,6 +254,11 @@ def test_analyze_confusion_and_compare_commands(tmp_path, capsys) -> None:
         analyze(["confusion", str(tmp_path / "model.npz"), "--baseline",
                  str(tmp_path / "base.pt"), "--out", str(tmp_path / "refused")])
     assert not (tmp_path / "refused").exists()  # refused before writing anything
+    # files of other videos are refused in one line naming what is missing
+    _predictions(tmp_path / "other.pt", labels, [0, 1, 2, 2, 1, 2], [f"w{i}" for i in range(6)])
+    with pytest.raises(SystemExit, match="the baseline lacks 6 of the 6 videos"):
+        analyze(["compare", str(tmp_path / "other.pt"), str(tmp_path / "model.npz"),
+                 "--out", str(tmp_path / "cmp2")])
 
 
 def test_analyze_weight_similarity_from_checkpoints(tmp_path, capsys) -> None:

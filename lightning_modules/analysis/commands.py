@@ -42,7 +42,7 @@ from lightning_modules.analysis.contribution import (
     average_contribution,
     contribution_from_files,
 )
-from lightning_modules.analysis.fusion import accuracy_table, fuse
+from lightning_modules.analysis.fusion import accuracy_table, align, fuse
 from lightning_modules.analysis.predictions import load_predictions, save_predictions
 from models.heads.u2s import weight_similarity
 
@@ -148,13 +148,10 @@ def _aligned_matrices(baseline: str, model: str) -> tuple[Tensor, Tensor, list[s
     """Confusion matrices of two predictions files over the same test split, the baseline's
     rows aligned to the model's videos by video id (the files may list them in any order)."""
     base, ours = load_predictions(baseline), load_predictions(model)
-    if base["class_names"] != ours["class_names"]:
-        raise SystemExit("the two prediction files have different class lists")
-    position = {v: i for i, v in enumerate(base["video_ids"])}
-    missing = [v for v in ours["video_ids"] if v not in position]
-    if missing:
-        raise SystemExit(f"the baseline lacks {len(missing)} videos, e.g. {missing[:3]}")
-    rows = torch.tensor([position[v] for v in ours["video_ids"]], dtype=torch.long)
+    try:  # matched as fusion matches two streams (the same ids, labels and classes)
+        _, rows = align([ours, base], ["the model", "the baseline"])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     return _matrix(base, rows), _matrix(ours), list(ours["class_names"])
 
 
